@@ -1,0 +1,98 @@
+package permissions
+
+import (
+	"errors"
+	"strings"
+)
+
+// Token names a token that Cognito issues.
+type Token int
+
+// The tokens a policy can change.
+const (
+	IDToken Token = iota
+	AccessToken
+)
+
+func (t Token) String() string {
+	if t == AccessToken {
+		return "access token"
+	}
+	return "ID token"
+}
+
+// reservedClaims can never be added, changed or suppressed by a pre token
+// generation trigger (Cognito developer guide, "Excluded claims").
+var reservedClaims = map[string]bool{
+	"acr": true, "amr": true, "at_hash": true, "aud": true, "auth_time": true, "azp": true,
+	"client_id": true, "cognito:username": true, "device_key": true, "event_id": true,
+	"exp": true, "iat": true, "identities": true, "iss": true, "jti": true, "nbf": true,
+	"nonce": true, "origin_jti": true, "sub": true, "token_use": true, "username": true,
+	"version": true,
+}
+
+// simpleIDClaims may not take a complex (list or object) value in the ID token.
+var simpleIDClaims = map[string]bool{
+	"email_verified": true, "phone_number_verified": true, "updated_at": true, "address": true,
+}
+
+// Errors returned by CheckAddClaim and CheckSuppressClaim.
+var (
+	ErrReservedClaim = errors.New("is reserved by Cognito")
+	ErrCognitoClaim  = errors.New("is a cognito: claim; groups are kept as Cognito sent them")
+	ErrDevClaim      = errors.New("is a dev: claim, which can only be suppressed")
+	ErrScopeClaim    = errors.New("is the scope claim; add scopes with scopes: true")
+)
+
+// CheckAddClaim reports why a claim named name may not be added to or
+// overridden in tok, or nil when it may.
+//
+// It is stricter than Cognito in one way: Cognito lets a trigger override
+// cognito:groups, cognito:roles and cognito:preferred_role, but pretoken
+// always keeps the user's groups as Cognito sent them, so every cognito:
+// claim is refused.
+func CheckAddClaim(name string, tok Token) error {
+	switch {
+	case reservedClaims[name]:
+		return ErrReservedClaim
+	case strings.HasPrefix(name, "cognito:"):
+		return ErrCognitoClaim
+	case strings.HasPrefix(name, "dev:"):
+		return ErrDevClaim
+	case tok == AccessToken && name == "scope":
+		return ErrScopeClaim
+	}
+	return nil
+}
+
+// CheckSuppressClaim reports why a claim named name may not be suppressed in
+// tok, or nil when it may.
+func CheckSuppressClaim(name string, tok Token) error {
+	switch {
+	case reservedClaims[name]:
+		return ErrReservedClaim
+	case strings.HasPrefix(name, "cognito:"):
+		return ErrCognitoClaim
+	case tok == AccessToken && name == "scope":
+		return ErrScopeClaim
+	}
+	return nil
+}
+
+// ValidScope reports whether s can be an OAuth scope: one or more characters
+// of RFC 6749's scope-token (printable ASCII without blanks, '"' and '\').
+func ValidScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !scopeChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func scopeChar(c byte) bool {
+	return c == 0x21 || (c >= 0x23 && c <= 0x5B) || (c >= 0x5D && c <= 0x7E)
+}

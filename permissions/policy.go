@@ -1,0 +1,97 @@
+// Package permissions owns pretoken's authorization model: the policy (roles,
+// group mappings, default roles, machine clients, client profiles, limits),
+// its validation, and the compiled Snapshot that resolves a subject's roles,
+// permissions, scopes and claims.
+//
+// The package is pure: no AWS, no logging, no globals. Adapters (the policy
+// file, DynamoDB) produce a Policy; the trigger consumes a Snapshot.
+package permissions
+
+// DefaultProfile is the key of the client profile used for any app client
+// that has no profile of its own.
+const DefaultProfile = "default"
+
+// Policy is the whole authorization policy as a user writes it. The zero
+// value is a valid, empty policy that grants nothing.
+type Policy struct {
+	// Roles by name.
+	Roles map[string]Role `yaml:"roles,omitempty"`
+	// Groups maps a Cognito group name to the roles its members get.
+	Groups map[string][]string `yaml:"groups,omitempty"`
+	// Defaults are given to every signed-in user (not to machine clients).
+	Defaults Defaults `yaml:"defaults,omitempty"`
+	// Machines maps an app client id to the roles it gets in a
+	// client-credentials (machine-to-machine) token.
+	Machines map[string][]string `yaml:"machines,omitempty"`
+	// Clients maps an app client id, or DefaultProfile, to what its tokens get.
+	Clients map[string]ClientProfile `yaml:"clients,omitempty"`
+	// Limits bound what pretoken adds to one token.
+	Limits Limits `yaml:"limits,omitempty"`
+}
+
+// Role is a named set of permissions. A role also holds every permission of
+// the roles it inherits, to any depth.
+type Role struct {
+	Description string   `yaml:"description,omitempty"`
+	Permissions []string `yaml:"permissions,omitempty"`
+	Inherits    []string `yaml:"inherits,omitempty"`
+}
+
+// Defaults holds what every signed-in user gets.
+type Defaults struct {
+	Roles []string `yaml:"roles,omitempty"`
+}
+
+// ClientProfile says what one app client's tokens receive.
+type ClientProfile struct {
+	IDToken     TokenProfile `yaml:"idToken,omitempty"`
+	AccessToken TokenProfile `yaml:"accessToken,omitempty"`
+}
+
+// TokenProfile says what one token receives. Scopes, ScopePrefix and
+// SuppressScopes only apply to the access token.
+type TokenProfile struct {
+	// Claims maps a claim name to its source: "roles", "permissions",
+	// "groups" or "attribute:<user attribute name>".
+	Claims map[string]string `yaml:"claims,omitempty"`
+	// Scopes adds the subject's permissions as OAuth scopes.
+	Scopes bool `yaml:"scopes,omitempty"`
+	// ScopePrefix is put before every added scope, for example a resource
+	// server identifier and a slash.
+	ScopePrefix string `yaml:"scopePrefix,omitempty"`
+	// Allow, when not empty, limits the permissions that reach this token
+	// (as scopes or in a permissions claim). An entry ending in "*" matches
+	// every permission with that prefix.
+	Allow []string `yaml:"allow,omitempty"`
+	// SuppressScopes are removed from the access token.
+	SuppressScopes []string `yaml:"suppressScopes,omitempty"`
+	// SuppressClaims are removed from the token.
+	SuppressClaims []string `yaml:"suppressClaims,omitempty"`
+}
+
+// Limits bound what pretoken adds to a single token.
+type Limits struct {
+	// MaxTokenBytes is the budget, in JSON bytes, for the claims and scopes
+	// pretoken adds to one token. Zero means DefaultMaxTokenBytes.
+	MaxTokenBytes int `yaml:"maxTokenBytes,omitempty"`
+	// OnOverflow is what happens when the budget is exceeded: OverflowFail
+	// (the default) or OverflowRolesOnly.
+	OnOverflow string `yaml:"onOverflow,omitempty"`
+}
+
+// Limit defaults and choices.
+const (
+	DefaultMaxTokenBytes = 8192
+	// OverflowFail refuses the token.
+	OverflowFail = "fail"
+	// OverflowRolesOnly drops permission claims and scopes and keeps roles.
+	OverflowRolesOnly = "roles-only"
+)
+
+// Claim sources.
+const (
+	SourceRoles       = "roles"
+	SourcePermissions = "permissions"
+	SourceGroups      = "groups"
+	SourceAttribute   = "attribute:"
+)

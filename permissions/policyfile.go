@@ -1,0 +1,212 @@
+package permissions
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FileError is every problem found in a policy file, each with its place.
+type FileError struct {
+	File     string
+	Problems []Problem
+}
+
+// Problem is one problem in a policy file. Line and Column are 1-based, or 0
+// where the place is unknown.
+type Problem struct {
+	Line, Column int
+	Path         Path
+	Msg          string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	switch {
+	case p.Line > 0 && p.Column > 0:
+		fmt.Fprintf(&b, "%d:%d: ", p.Line, p.Column)
+	case p.Line > 0:
+		fmt.Fprintf(&b, "%d: ", p.Line)
+	}
+	if len(p.Path) > 0 {
+		b.WriteString(p.Path.String() + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+func (e *FileError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = e.File + ":" + p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ReadFile reads and parses the policy file at path. See ParseFile.
+func ReadFile(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	return ParseFile(path, data)
+}
+
+// ParseFile parses a YAML policy named name and validates it. Any problem,
+// from malformed YAML to an unknown role, comes back as a *FileError that
+// lists every problem found with its line and column.
+func ParseFile(name string, data []byte) (*Policy, error) {
+	ferr := &FileError{File: name}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		ferr.Problems = yamlProblems(err)
+		return nil, ferr
+	}
+	pos := make(map[string]*yaml.Node)
+	walk(&root, nil, pos, ferr)
+	if len(ferr.Problems) > 0 {
+		return nil, ferr // duplicate keys: decoding would stop at the first
+	}
+	var p Policy
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file is an empty policy
+		ferr.Problems = yamlProblems(err)
+		return nil, ferr
+	}
+	if err := Validate(&p); err != nil {
+		var verr *ValidationError
+		if !errors.As(err, &verr) {
+			return nil, err
+		}
+		for _, fe := range verr.Errors {
+			pr := Problem{Path: fe.Path, Msg: fe.Msg}
+			if n := locate(pos, fe.Path); n != nil {
+				pr.Line, pr.Column = n.Line, n.Column
+			}
+			ferr.Problems = append(ferr.Problems, pr)
+		}
+		return nil, ferr
+	}
+	return &p, nil
+}
+
+// locate finds the node for path, or for the nearest enclosing path.
+func locate(pos map[string]*yaml.Node, path Path) *yaml.Node {
+	for i := len(path); i > 0; i-- {
+		if n, ok := pos[path[:i].Key()]; ok {
+			return n
+		}
+	}
+	return nil
+}
+
+// walk records the node of every path and reports duplicate mapping keys,
+// which the YAML decoder would report one at a time.
+func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, ferr *FileError) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walk(c, path, pos, ferr)
+		}
+	case yaml.MappingNode:
+		seen := make(map[string]*yaml.Node)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if prev, ok := seen[k.Value]; ok {
+				ferr.Problems = append(ferr.Problems, Problem{Line: k.Line, Column: k.Column, Path: path.with(k.Value),
+					Msg: fmt.Sprintf("duplicate key %q (first at line %d)", k.Value, prev.Line)})
+				continue
+			}
+			seen[k.Value] = k
+			p := path.with(k.Value)
+			pos[p.Key()] = k
+			walk(v, p, pos, ferr)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path.with(index(i))
+			pos[p.Key()] = c
+			walk(c, p, pos, ferr)
+		}
+	}
+}
+
+var (
+	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	goType       = regexp.MustCompile(` into (?:\[\]|map\[string\])?(?:permissions\.)?(\w+)$`)
+)
+
+// yamlProblems turns the YAML library's errors into problems with lines,
+// in words that name no Go types.
+func yamlProblems(err error) []Problem {
+	var msgs []string
+	var terr *yaml.TypeError
+	if errors.As(err, &terr) {
+		msgs = terr.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	problems := make([]Problem, 0, len(msgs))
+	for _, m := range msgs {
+		var pr Problem
+		if sub := yamlLine.FindStringSubmatch(m); sub != nil {
+			fmt.Sscan(sub[1], &pr.Line)
+			m = sub[2]
+		}
+		m = strings.TrimPrefix(m, "yaml: ")
+		if sub := unknownField.FindStringSubmatch(m); sub != nil {
+			m = fmt.Sprintf("unknown key %q", sub[1])
+		} else if sub := goType.FindStringSubmatch(m); sub != nil {
+			m = strings.TrimSuffix(m, sub[0]) + " into " + friendlyType(sub[0])
+		}
+		pr.Msg = m
+		problems = append(problems, pr)
+	}
+	return problems
+}
+
+func friendlyType(into string) string {
+	switch {
+	case strings.Contains(into, "[]"):
+		return "a list"
+	case strings.Contains(into, "map["), strings.HasSuffix(into, "Policy"), strings.HasSuffix(into, "Role"),
+		strings.HasSuffix(into, "Profile"), strings.HasSuffix(into, "Defaults"), strings.HasSuffix(into, "Limits"):
+		return "a mapping"
+	case strings.HasSuffix(into, "bool"):
+		return "true or false"
+	case strings.HasSuffix(into, "int"):
+		return "a whole number"
+	}
+	return "a string"
+}
+
+// Version returns a content label for a policy file: the first 12 hex digits
+// of its SHA-256, so a log line names the exact policy a token was issued under.
+func Version(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:6])
+}
+
+// LoadFile reads, validates and compiles the policy file at path, labelled
+// with its content Version.
+func LoadFile(path string) (*Snapshot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	p, err := ParseFile(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(p, Version(data))
+}

@@ -1,0 +1,132 @@
+package permissions
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseFileExample(t *testing.T) {
+	p, err := ReadFile("../examples/policy.yaml")
+	if err != nil {
+		t.Fatalf("example policy: %v", err)
+	}
+	if len(p.Roles) == 0 || len(p.Groups) == 0 || len(p.Machines) == 0 || p.Clients[DefaultProfile].AccessToken.ScopePrefix == "" {
+		t.Errorf("example policy parsed to %+v, missing parts", p)
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	const valid = `
+roles:
+  viewer: {description: Read orders, permissions: [orders:read]}
+  editor: {inherits: [viewer], permissions: [orders:write]}
+groups:
+  staff: [editor]
+defaults:
+  roles: [viewer]
+machines:
+  7m2mclient: [viewer]
+clients:
+  default:
+    idToken:
+      claims: {app_roles: roles, tenant: "attribute:custom:tenant_id"}
+    accessToken:
+      scopes: true
+      scopePrefix: "orders-api/"
+      allow: ["orders:*"]
+      suppressScopes: [aws.cognito.signin.user.admin]
+limits:
+  maxTokenBytes: 4096
+  onOverflow: roles-only
+`
+	got, err := ParseFile("p.yaml", []byte(valid))
+	if err != nil {
+		t.Fatalf("ParseFile: %v", err)
+	}
+	want := &Policy{
+		Roles: map[string]Role{
+			"viewer": {Description: "Read orders", Permissions: []string{"orders:read"}},
+			"editor": {Inherits: []string{"viewer"}, Permissions: []string{"orders:write"}},
+		},
+		Groups:   map[string][]string{"staff": {"editor"}},
+		Defaults: Defaults{Roles: []string{"viewer"}},
+		Machines: map[string][]string{"7m2mclient": {"viewer"}},
+		Clients: map[string]ClientProfile{DefaultProfile: {
+			IDToken: TokenProfile{Claims: map[string]string{"app_roles": "roles", "tenant": "attribute:custom:tenant_id"}},
+			AccessToken: TokenProfile{Scopes: true, ScopePrefix: "orders-api/", Allow: []string{"orders:*"},
+				SuppressScopes: []string{"aws.cognito.signin.user.admin"}},
+		}},
+		Limits: Limits{MaxTokenBytes: 4096, OnOverflow: OverflowRolesOnly},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("policy (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseFileEmpty(t *testing.T) {
+	for _, src := range []string{"", "# nothing yet\n", "{}"} {
+		p, err := ParseFile("p.yaml", []byte(src))
+		if err != nil {
+			t.Errorf("ParseFile(%q): %v", src, err)
+			continue
+		}
+		if diff := cmp.Diff(&Policy{}, p); diff != "" {
+			t.Errorf("ParseFile(%q) (-want +got):\n%s", src, diff)
+		}
+	}
+}
+
+func TestParseFileProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"unknown keys everywhere", "roles:\n  a:\n    permission: [x]\nclient: {}\n", []string{
+			`p.yaml:3: unknown key "permission"`, `p.yaml:4: unknown key "client"`}},
+		{"wrong types", "roles:\n  a:\n    permissions: x\nlimits:\n  maxTokenBytes: lots\n", []string{
+			"p.yaml:3: cannot unmarshal !!str `x` into a list",
+			"p.yaml:5: cannot unmarshal !!str `lots` into a whole number"}},
+		{"duplicate keys, all of them", "roles:\n  a: {}\n  a: {}\ngroups:\n  g: [a]\n  g: [a]\n", []string{
+			`p.yaml:3:3: roles.a: duplicate key "a" (first at line 2)`,
+			`p.yaml:6:3: groups.g: duplicate key "g" (first at line 5)`}},
+		{"validation errors point at their line", "roles:\n  a:\n    inherits: [b]\n  b:\n    permissions: [ok, \"not ok\"]\ngroups:\n  staff: [ghost]\n", []string{
+			`p.yaml:5:23: roles.b.permissions[1]: permission "not ok" must be 1 to 256 printable characters without blanks, quotes or backslashes`,
+			`p.yaml:7:11: groups.staff[0]: unknown role "ghost"`}},
+		{"reserved claim", "clients:\n  default:\n    idToken:\n      claims: {sub: roles}\n", []string{
+			`p.yaml:4:16: clients.default.idToken.claims.sub: claim "sub" is reserved by Cognito`}},
+		{"not a mapping", "- a\n- b\n", []string{"p.yaml:1: cannot unmarshal !!seq into a mapping"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseFile("p.yaml", []byte(tt.src))
+			var ferr *FileError
+			if !errors.As(err, &ferr) {
+				t.Fatalf("ParseFile = %v, want a *FileError", err)
+			}
+			var got []string
+			for _, p := range ferr.Problems {
+				got = append(got, "p.yaml:"+p.String())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The YAML library's line for a syntax error is near the problem, not always
+// on it, so this checks only that there is one and that the words survive.
+func TestParseFileSyntaxError(t *testing.T) {
+	_, err := ParseFile("p.yaml", []byte("roles:\n  a: 1\n\tb: 2\n"))
+	var ferr *FileError
+	if !errors.As(err, &ferr) || len(ferr.Problems) != 1 {
+		t.Fatalf("ParseFile = %v, want one problem", err)
+	}
+	if p := ferr.Problems[0]; p.Line == 0 || !strings.Contains(p.Msg, "tab character") {
+		t.Errorf("problem = %+v, want a line and the parser's words", p)
+	}
+}

@@ -1,0 +1,321 @@
+package permissions
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// Bounds on names, chosen to fit Cognito's own (group names and client ids
+// up to 128 characters, custom scopes up to 256).
+const (
+	maxNameLen       = 128
+	maxPermissionLen = 256
+	maxTokenBytes    = 1 << 16
+)
+
+// Path locates a value in a policy: map keys and list indexes ("[2]") from
+// the top, for example roles / editor / inherits / [0].
+type Path []string
+
+func (p Path) String() string {
+	var b strings.Builder
+	for i, e := range p {
+		if i > 0 && !strings.HasPrefix(e, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(e)
+	}
+	return b.String()
+}
+
+// Key is a comparable form of the path, for maps from path to position.
+func (p Path) Key() string { return strings.Join(p, "\x1f") }
+
+func (p Path) with(elems ...string) Path {
+	return append(slices.Clip(p), elems...)
+}
+
+func index(i int) string { return fmt.Sprintf("[%d]", i) }
+
+// FieldError is one problem found in a policy, at Path.
+type FieldError struct {
+	Path Path
+	Msg  string
+}
+
+func (e FieldError) Error() string { return e.Path.String() + ": " + e.Msg }
+
+// ValidationError holds every problem found in a policy, in a stable order.
+type ValidationError struct {
+	Errors []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		lines[i] = fe.Error()
+	}
+	return "invalid policy: " + strings.Join(lines, "; ")
+}
+
+type validator struct {
+	p    *Policy
+	errs []FieldError
+}
+
+func (v *validator) addf(path Path, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks p and returns a *ValidationError listing every problem,
+// or nil when p is valid.
+func Validate(p *Policy) error {
+	v := &validator{p: p}
+	v.roles()
+	for _, g := range sortedKeys(p.Groups) {
+		path := Path{"groups", g}
+		v.groupName(path, g)
+		v.roleRefs(path, p.Groups[g])
+	}
+	v.roleRefs(Path{"defaults", "roles"}, p.Defaults.Roles)
+	for _, id := range sortedKeys(p.Machines) {
+		path := Path{"machines", id}
+		v.clientID(path, id)
+		v.roleRefs(path, p.Machines[id])
+	}
+	for _, id := range sortedKeys(p.Clients) {
+		path := Path{"clients", id}
+		if id != DefaultProfile {
+			v.clientID(path, id)
+		}
+		c := p.Clients[id]
+		v.token(path.with("idToken"), c.IDToken, IDToken)
+		v.token(path.with("accessToken"), c.AccessToken, AccessToken)
+	}
+	v.limits(Path{"limits"}, p.Limits)
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Errors: v.errs}
+}
+
+func (v *validator) roles() {
+	names := sortedKeys(v.p.Roles)
+	for _, name := range names {
+		r := v.p.Roles[name]
+		path := Path{"roles", name}
+		if !ValidScope(name) || len(name) > maxNameLen {
+			v.addf(path, "role name %q must be 1 to %d printable characters without blanks, quotes or backslashes", name, maxNameLen)
+		}
+		v.permissionList(path.with("permissions"), r.Permissions)
+		for i, parent := range r.Inherits {
+			if _, ok := v.p.Roles[parent]; !ok {
+				v.addf(path.with("inherits", index(i)), "unknown role %q", parent)
+			}
+		}
+		v.duplicates(path.with("inherits"), r.Inherits)
+	}
+	v.cycles(names)
+}
+
+// cycles reports each inheritance cycle once, at the role where a
+// depth-first walk in name order first closes it.
+func (v *validator) cycles(names []string) {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := make(map[string]int, len(names))
+	var stack []string
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = active
+		stack = append(stack, name)
+		for i, parent := range v.p.Roles[name].Inherits {
+			if _, ok := v.p.Roles[parent]; !ok {
+				continue // reported as unknown
+			}
+			switch state[parent] {
+			case active:
+				start := slices.Index(stack, parent)
+				cycle := append(slices.Clone(stack[start:]), parent)
+				v.addf(Path{"roles", name, "inherits", index(i)}, "inheritance cycle: %s", strings.Join(cycle, " -> "))
+			case unseen:
+				visit(parent)
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[name] = done
+	}
+	for _, name := range names {
+		if state[name] == unseen {
+			visit(name)
+		}
+	}
+}
+
+func (v *validator) roleRefs(path Path, roles []string) {
+	for i, r := range roles {
+		if _, ok := v.p.Roles[r]; !ok {
+			v.addf(path.with(index(i)), "unknown role %q", r)
+		}
+	}
+	v.duplicates(path, roles)
+}
+
+func (v *validator) permissionList(path Path, perms []string) {
+	for i, perm := range perms {
+		if !ValidScope(perm) || len(perm) > maxPermissionLen {
+			v.addf(path.with(index(i)), "permission %q must be 1 to %d printable characters without blanks, quotes or backslashes", perm, maxPermissionLen)
+		}
+	}
+	v.duplicates(path, perms)
+}
+
+func (v *validator) duplicates(path Path, list []string) {
+	seen := make(map[string]bool, len(list))
+	for i, s := range list {
+		if seen[s] {
+			v.addf(path.with(index(i)), "%q is listed twice", s)
+		}
+		seen[s] = true
+	}
+}
+
+func (v *validator) groupName(path Path, g string) {
+	ok := g != "" && len(g) <= maxNameLen
+	for _, r := range g {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			ok = false
+		}
+	}
+	if !ok {
+		v.addf(path, "group name %q must be 1 to %d printable characters without blanks", g, maxNameLen)
+	}
+}
+
+// clientID checks an app client id: Cognito's are [\w+]+, at most 128.
+func (v *validator) clientID(path Path, id string) {
+	ok := id != "" && len(id) <= maxNameLen
+	for _, r := range id {
+		if !(r == '_' || r == '+' || r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
+			ok = false
+		}
+	}
+	if !ok {
+		v.addf(path, "app client id %q must be 1 to %d letters, digits, '_' or '+'", id, maxNameLen)
+	}
+}
+
+func (v *validator) token(path Path, t TokenProfile, tok Token) {
+	for _, name := range sortedKeys(t.Claims) {
+		cpath := path.with("claims", name)
+		if name == "" || len(name) > maxNameLen || strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+			v.addf(cpath, "claim name %q must be 1 to %d printable characters without blanks", name, maxNameLen)
+			continue
+		}
+		if err := CheckAddClaim(name, tok); err != nil {
+			v.addf(cpath, "claim %q %v", name, err)
+			continue
+		}
+		src := t.Claims[name]
+		kind, ok := claimKind(src)
+		switch {
+		case !ok:
+			v.addf(cpath, "claim source %q must be roles, permissions, groups or attribute:<name>", src)
+		case tok == IDToken && simpleIDClaims[name] && kind != claimAttribute:
+			v.addf(cpath, "claim %q takes a single value in the ID token; use an attribute: source", name)
+		}
+		if slices.Contains(t.SuppressClaims, name) {
+			v.addf(cpath, "claim %q is both added and suppressed", name)
+		}
+	}
+	for i, name := range t.SuppressClaims {
+		if err := CheckSuppressClaim(name, tok); err != nil {
+			v.addf(path.with("suppressClaims", index(i)), "claim %q %v", name, err)
+		}
+	}
+	v.duplicates(path.with("suppressClaims"), t.SuppressClaims)
+	for i, a := range t.Allow {
+		if !validAllow(a) {
+			v.addf(path.with("allow", index(i)), "allow entry %q must be a permission, optionally ending in *", a)
+		}
+	}
+	v.duplicates(path.with("allow"), t.Allow)
+	if tok == IDToken {
+		if t.Scopes {
+			v.addf(path.with("scopes"), "scopes only go into the access token")
+		}
+		if t.ScopePrefix != "" {
+			v.addf(path.with("scopePrefix"), "scopes only go into the access token")
+		}
+		if len(t.SuppressScopes) > 0 {
+			v.addf(path.with("suppressScopes"), "scopes only go into the access token")
+		}
+		return
+	}
+	if t.ScopePrefix != "" && (!ValidScope(t.ScopePrefix) || len(t.ScopePrefix) > maxPermissionLen) {
+		v.addf(path.with("scopePrefix"), "scope prefix %q must be printable characters without blanks, quotes or backslashes", t.ScopePrefix)
+	}
+	for i, s := range t.SuppressScopes {
+		if !ValidScope(s) {
+			v.addf(path.with("suppressScopes", index(i)), "scope %q must be printable characters without blanks, quotes or backslashes", s)
+		}
+	}
+	v.duplicates(path.with("suppressScopes"), t.SuppressScopes)
+}
+
+func validAllow(a string) bool {
+	if a == "*" {
+		return true
+	}
+	body := strings.TrimSuffix(a, "*")
+	return ValidScope(body) && len(body) <= maxPermissionLen && !strings.Contains(body, "*")
+}
+
+func (v *validator) limits(path Path, l Limits) {
+	if l.MaxTokenBytes < 0 || l.MaxTokenBytes > maxTokenBytes {
+		v.addf(path.with("maxTokenBytes"), "maxTokenBytes must be between 0 (the default, %d) and %d", DefaultMaxTokenBytes, maxTokenBytes)
+	}
+	switch l.OnOverflow {
+	case "", OverflowFail, OverflowRolesOnly:
+	default:
+		v.addf(path.with("onOverflow"), "onOverflow %q must be %q or %q", l.OnOverflow, OverflowFail, OverflowRolesOnly)
+	}
+}
+
+type claimSource int
+
+const (
+	claimRoles claimSource = iota
+	claimPermissions
+	claimGroups
+	claimAttribute
+)
+
+func claimKind(src string) (claimSource, bool) {
+	switch src {
+	case SourceRoles:
+		return claimRoles, true
+	case SourcePermissions:
+		return claimPermissions, true
+	case SourceGroups:
+		return claimGroups, true
+	}
+	if name, ok := strings.CutPrefix(src, SourceAttribute); ok && name != "" {
+		return claimAttribute, true
+	}
+	return 0, false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
