@@ -86,13 +86,18 @@ func ValidScope(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !scopeChar(s[i]) {
+		if !scopeChars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
 
-func scopeChar(c byte) bool {
-	return c == 0x21 || (c >= 0x23 && c <= 0x5B) || (c >= 0x5D && c <= 0x7E)
-}
+// scopeChars is RFC 6749's scope-token character set: %x21 / %x23-5B / %x5D-7E.
+// A table, because the trigger checks every scope it emits.
+var scopeChars = func() (t [256]bool) {
+	for c := 0x21; c <= 0x7E; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()

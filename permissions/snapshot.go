@@ -10,22 +10,31 @@ import (
 // the defaults' grant are computed once, so resolving a subject costs work
 // proportional to its groups and grants, not to the size of the policy.
 //
+// Roles and permissions are numbered in name order, so a grant is a sorted
+// list of small integers that merges quickly, and each client profile holds
+// its allow-list and prefixed scopes as tables indexed by permission number.
+//
 // A Snapshot is immutable and safe for concurrent use.
 type Snapshot struct {
-	version  string
-	policy   *Policy
-	roles    map[string]grant
-	groups   map[string]grant
-	defaults grant
-	machines map[string]grant
-	profiles map[string]*profile
-	limits   Limits
+	version   string
+	policy    *Policy
+	roleNames []string // by role number, sorted
+	permNames []string // by permission number, sorted
+	roles     []grant  // by role number: the role's closure
+	roleIDs   map[string]uint32
+	groups    map[string]*grant
+	defaults  *grant
+	machines  map[string]*grant
+	profiles  map[string]*profile
+	limits    Limits
 }
 
-// grant is a sorted, duplicate-free set of roles and the permissions they hold.
+// grant is a sorted, duplicate-free set of roles and the permissions they
+// hold. Grants that are served as they are (groups, defaults, machines)
+// also keep their names, so resolving a single grant allocates nothing.
 type grant struct {
-	roles []string
-	perms []string
+	roles, perms         []uint32
+	roleNames, permNames []string
 }
 
 type profile struct {
@@ -35,12 +44,8 @@ type profile struct {
 
 type tokenProfile struct {
 	claims         []claimSpec // sorted by name
-	scopes         bool
-	scopePrefix    string
-	allowExact     map[string]bool
-	allowPrefixes  []string
-	allowAll       bool
-	restricted     bool
+	allowed        []bool      // by permission number; nil when every permission is allowed
+	scopes         []string    // by permission number: the prefixed scope; nil when scopes are off
 	suppressScopes []string
 	suppressClaims []string
 }
@@ -58,39 +63,46 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		return nil, err
 	}
 	s := &Snapshot{
-		version:  version,
-		policy:   p,
-		roles:    make(map[string]grant, len(p.Roles)),
-		groups:   make(map[string]grant, len(p.Groups)),
-		machines: make(map[string]grant, len(p.Machines)),
-		profiles: make(map[string]*profile, len(p.Clients)+1),
-		limits:   p.Limits,
+		version:   version,
+		policy:    p,
+		roleNames: sortedKeys(p.Roles),
+		groups:    make(map[string]*grant, len(p.Groups)),
+		machines:  make(map[string]*grant, len(p.Machines)),
+		profiles:  make(map[string]*profile, len(p.Clients)+1),
+		limits:    p.Limits,
 	}
-	// Interning makes every occurrence of a permission or role name share
-	// one string, which keeps large snapshots small.
-	intern := make(map[string]string)
-	in := func(s string) string {
-		if v, ok := intern[s]; ok {
-			return v
+	s.roleIDs = make(map[string]uint32, len(s.roleNames))
+	for i, name := range s.roleNames {
+		s.roleIDs[name] = uint32(i)
+	}
+	permSet := make(map[string]bool)
+	for _, r := range p.Roles {
+		for _, perm := range r.Permissions {
+			permSet[perm] = true
 		}
-		intern[s] = s
-		return s
 	}
-	for name := range p.Roles {
-		s.closure(in(name), in)
+	s.permNames = sortedKeys(permSet)
+	permIDs := make(map[string]uint32, len(s.permNames))
+	for i, name := range s.permNames {
+		permIDs[name] = uint32(i)
+	}
+	s.roles = make([]grant, len(s.roleNames))
+	done := make([]bool, len(s.roleNames))
+	for id := range s.roleNames {
+		s.closure(uint32(id), permIDs, done)
 	}
 	for g, roles := range p.Groups {
-		s.groups[g] = s.union(roles)
+		s.groups[g] = s.named(s.union(roles))
 	}
-	s.defaults = s.union(p.Defaults.Roles)
+	s.defaults = s.named(s.union(p.Defaults.Roles))
 	for id, roles := range p.Machines {
-		s.machines[id] = s.union(roles)
+		s.machines[id] = s.named(s.union(roles))
 	}
 	for id, c := range p.Clients {
-		s.profiles[id] = compileProfile(id, c)
+		s.profiles[id] = s.compileProfile(id, c)
 	}
 	if _, ok := s.profiles[DefaultProfile]; !ok {
-		s.profiles[DefaultProfile] = compileProfile(DefaultProfile, ClientProfile{})
+		s.profiles[DefaultProfile] = s.compileProfile(DefaultProfile, ClientProfile{})
 	}
 	if s.limits.MaxTokenBytes == 0 {
 		s.limits.MaxTokenBytes = DefaultMaxTokenBytes
@@ -101,35 +113,53 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	return s, nil
 }
 
-// closure computes and memoizes the grant of role name. Validation has ruled
+// closure computes and memoizes the grant of role id. Validation has ruled
 // out cycles and unknown parents.
-func (s *Snapshot) closure(name string, in func(string) string) grant {
-	if g, ok := s.roles[name]; ok {
-		return g
+func (s *Snapshot) closure(id uint32, permIDs map[string]uint32, done []bool) grant {
+	if done[id] {
+		return s.roles[id]
 	}
-	r := s.policy.Roles[name]
-	g := grant{roles: []string{name}}
+	r := s.policy.Roles[s.roleNames[id]]
+	g := grant{roles: []uint32{id}}
 	for _, perm := range r.Permissions {
-		g.perms = append(g.perms, in(perm))
+		g.perms = append(g.perms, permIDs[perm])
 	}
 	for _, parent := range r.Inherits {
-		pg := s.closure(in(parent), in)
+		pg := s.closure(s.roleIDs[parent], permIDs, done)
 		g.roles = append(g.roles, pg.roles...)
 		g.perms = append(g.perms, pg.perms...)
 	}
 	g = normalize(g)
-	s.roles[name] = g
+	s.roles[id], done[id] = g, true
 	return g
 }
 
 func (s *Snapshot) union(roles []string) grant {
 	var g grant
 	for _, r := range roles {
-		rg := s.roles[r]
+		rg := s.roles[s.roleIDs[r]]
 		g.roles = append(g.roles, rg.roles...)
 		g.perms = append(g.perms, rg.perms...)
 	}
 	return normalize(g)
+}
+
+// named adds names to g.
+func (s *Snapshot) named(g grant) *grant {
+	g.roleNames = names(s.roleNames, g.roles)
+	g.permNames = names(s.permNames, g.perms)
+	return &g
+}
+
+func names(table []string, ids []uint32) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = table[id]
+	}
+	return out
 }
 
 func normalize(g grant) grant {
@@ -138,27 +168,23 @@ func normalize(g grant) grant {
 	return grant{roles: slices.Clip(slices.Compact(g.roles)), perms: slices.Clip(slices.Compact(g.perms))}
 }
 
-func compileProfile(id string, c ClientProfile) *profile {
+func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 	p := &profile{id: id}
 	for tok, t := range [2]TokenProfile{IDToken: c.IDToken, AccessToken: c.AccessToken} {
 		tp := tokenProfile{
-			scopes:         t.Scopes,
-			scopePrefix:    t.ScopePrefix,
-			restricted:     len(t.Allow) > 0,
 			suppressScopes: slices.Clone(t.SuppressScopes),
 			suppressClaims: slices.Clone(t.SuppressClaims),
 		}
-		for _, a := range t.Allow {
-			switch {
-			case a == "*":
-				tp.allowAll = true
-			case strings.HasSuffix(a, "*"):
-				tp.allowPrefixes = append(tp.allowPrefixes, strings.TrimSuffix(a, "*"))
-			default:
-				if tp.allowExact == nil {
-					tp.allowExact = make(map[string]bool)
-				}
-				tp.allowExact[a] = true
+		if len(t.Allow) > 0 && !slices.Contains(t.Allow, "*") {
+			tp.allowed = make([]bool, len(s.permNames))
+			for i, perm := range s.permNames {
+				tp.allowed[i] = allowed(t.Allow, perm)
+			}
+		}
+		if t.Scopes && tok == int(AccessToken) {
+			tp.scopes = make([]string, len(s.permNames))
+			for i, perm := range s.permNames {
+				tp.scopes[i] = t.ScopePrefix + perm
 			}
 		}
 		for _, name := range sortedKeys(t.Claims) {
@@ -168,6 +194,17 @@ func compileProfile(id string, c ClientProfile) *profile {
 		p.tokens[tok] = tp
 	}
 	return p
+}
+
+// allowed reports whether an allow-list lets perm through: an entry is a
+// permission, or a prefix followed by "*".
+func allowed(allow []string, perm string) bool {
+	for _, a := range allow {
+		if a == perm || a == "*" || strings.HasSuffix(a, "*") && strings.HasPrefix(perm, a[:len(a)-1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Version is the label the snapshot was compiled with.
@@ -181,7 +218,7 @@ func (s *Snapshot) Limits() Limits { return s.limits }
 
 // HasRole reports whether the policy defines role name.
 func (s *Snapshot) HasRole(name string) bool {
-	_, ok := s.roles[name]
+	_, ok := s.roleIDs[name]
 	return ok
 }
 
@@ -231,6 +268,9 @@ type Claim struct {
 	// FromPermissions is true for a claim listing permissions, the first
 	// thing dropped when a token is over its size budget.
 	FromPermissions bool
+	// Plain is true when every value is a validated role or permission
+	// name, which needs no escaping in JSON.
+	Plain bool
 }
 
 // Resolve works out what sub's tokens get.
@@ -240,68 +280,92 @@ func (s *Snapshot) Resolve(sub Subject) Result {
 	if p == nil {
 		p = s.profiles[DefaultProfile]
 	}
-	r := Result{Profile: p.id, Roles: g.roles, Permissions: g.perms}
-	r.ID = p.tokens[IDToken].changes(sub, g, false)
-	r.Access = p.tokens[AccessToken].changes(sub, g, true)
+	r := Result{Profile: p.id, Roles: g.roleNames, Permissions: g.permNames}
+	r.ID = p.tokens[IDToken].changes(sub, g)
+	r.Access = p.tokens[AccessToken].changes(sub, g)
 	return r
 }
 
-func (s *Snapshot) grantFor(sub Subject) grant {
+var noGrant = &grant{}
+
+func (s *Snapshot) grantFor(sub Subject) *grant {
 	if sub.Machine {
-		return s.machines[sub.ClientID]
+		if g, ok := s.machines[sub.ClientID]; ok {
+			return g
+		}
+		return noGrant
 	}
-	parts := make([]grant, 0, 4)
+	var parts [8]*grant
+	list := parts[:0]
 	if len(s.defaults.roles) > 0 {
-		parts = append(parts, s.defaults)
+		list = append(list, s.defaults)
 	}
 	for _, grp := range sub.Groups {
 		if g, ok := s.groups[grp]; ok && len(g.roles) > 0 {
-			parts = append(parts, g)
+			list = append(list, g)
 		}
 	}
 	for _, role := range sub.Roles {
-		if g, ok := s.roles[role]; ok {
-			parts = append(parts, g)
+		if id, ok := s.roleIDs[role]; ok {
+			list = append(list, &s.roles[id])
 		}
 	}
-	switch len(parts) {
+	switch len(list) {
 	case 0:
-		return grant{}
+		return noGrant
 	case 1:
-		return parts[0]
-	}
-	var nr, np int
-	for _, p := range parts {
-		nr += len(p.roles)
-		np += len(p.perms)
-	}
-	out := grant{roles: make([]string, 0, nr), perms: make([]string, 0, np)}
-	for _, p := range parts {
-		out.roles = append(out.roles, p.roles...)
-		out.perms = append(out.perms, p.perms...)
-	}
-	return normalize(out)
-}
-
-func (t *tokenProfile) allowed(perm string) bool {
-	if !t.restricted || t.allowAll || t.allowExact[perm] {
-		return true
-	}
-	for _, p := range t.allowPrefixes {
-		if strings.HasPrefix(perm, p) {
-			return true
+		if list[0].roleNames != nil || len(list[0].roles) == 0 {
+			return list[0]
 		}
 	}
-	return false
+	var out grant
+	for _, p := range list {
+		out.roles = merge(out.roles, p.roles)
+		out.perms = merge(out.perms, p.perms)
+	}
+	return s.named(out)
 }
 
-func (t *tokenProfile) changes(sub Subject, g grant, access bool) TokenChanges {
-	perms := g.perms
-	if t.restricted && !t.allowAll {
-		perms = make([]string, 0, len(g.perms))
-		for _, p := range g.perms {
-			if t.allowed(p) {
+// merge returns the sorted union of two sorted, duplicate-free lists. It
+// never changes b; it may return a or b itself when the other is empty.
+// Merging k grants this way costs k passes over the result, which for the
+// handful of groups a user has beats sorting the concatenation.
+func merge(a, b []uint32) []uint32 {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]uint32, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case a[i] > b[j]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
+	perms, permNames := g.perms, g.permNames
+	if t.allowed != nil {
+		perms = make([]uint32, 0, len(g.perms))
+		permNames = make([]string, 0, len(g.perms))
+		for i, p := range g.perms {
+			if t.allowed[p] {
 				perms = append(perms, p)
+				permNames = append(permNames, g.permNames[i])
 			}
 		}
 	}
@@ -312,9 +376,9 @@ func (t *tokenProfile) changes(sub Subject, g grant, access bool) TokenChanges {
 	for _, spec := range t.claims {
 		switch spec.kind {
 		case claimRoles:
-			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: g.roles})
+			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: g.roleNames, Plain: true})
 		case claimPermissions:
-			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: perms, FromPermissions: true})
+			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: permNames, Plain: true, FromPermissions: true})
 		case claimGroups:
 			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: sub.Groups})
 		case claimAttribute:
@@ -324,13 +388,11 @@ func (t *tokenProfile) changes(sub Subject, g grant, access bool) TokenChanges {
 		}
 	}
 	c.ClaimsToSuppress = t.suppressClaims
-	if access {
-		c.ScopesToSuppress = t.suppressScopes
-		if t.scopes && len(perms) > 0 {
-			c.ScopesToAdd = make([]string, len(perms))
-			for i, p := range perms {
-				c.ScopesToAdd[i] = t.scopePrefix + p
-			}
+	c.ScopesToSuppress = t.suppressScopes
+	if t.scopes != nil && len(perms) > 0 {
+		c.ScopesToAdd = make([]string, len(perms))
+		for i, p := range perms {
+			c.ScopesToAdd[i] = t.scopes[p]
 		}
 	}
 	return c
