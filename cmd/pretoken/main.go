@@ -1,0 +1,78 @@
+// Command pretoken is the admin CLI for pretoken policies: validate a policy
+// file, run the trigger on an event, and preview what a user's tokens get.
+//
+// Errors are one clear line per problem on stderr and a non-zero exit.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// cli is the command tree. Each command is a struct with a Run method.
+type cli struct {
+	Validate validateCmd `cmd:"" help:"Check a policy file; list every problem with its line."`
+	Simulate simulateCmd `cmd:"" help:"Run the trigger on event files and print each response event as the Lambda returns it."`
+	Explain  explainCmd  `cmd:"" help:"Preview what a user's (or machine client's) tokens get from a policy."`
+}
+
+// env is what commands write to.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// exitCode is an error that carries the process exit code; its message, if
+// any, has already been printed.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+type kongExit struct{ code int }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the CLI with args and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	var c cli
+	defer func() {
+		if r := recover(); r != nil {
+			ke, ok := r.(kongExit)
+			if !ok {
+				panic(r)
+			}
+			code = ke.code
+		}
+	}()
+	parser, err := kong.New(&c,
+		kong.Name("pretoken"),
+		kong.Description("Authorization for Amazon Cognito tokens: roles and permissions as scopes and claims."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(kongExit{code}) }),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "pretoken:", err)
+		return 1
+	}
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "pretoken: %v (see pretoken --help)\n", err)
+		return 1
+	}
+	err = ctx.Run(&env{stdout: stdout, stderr: stderr})
+	var ec exitCode
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ec):
+		return int(ec)
+	default:
+		fmt.Fprintf(stderr, "pretoken %s: %v\n", ctx.Command(), err)
+		return 1
+	}
+}

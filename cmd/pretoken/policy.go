@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/trigger"
+)
+
+type validateCmd struct {
+	File string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML)."`
+}
+
+func (c *validateCmd) Run(e *env) error {
+	snap, err := permissions.LoadFile(c.File)
+	var ferr *permissions.FileError
+	if errors.As(err, &ferr) {
+		fmt.Fprintln(e.stderr, ferr.Error())
+		fmt.Fprintf(e.stderr, "%s: %d problem(s)\n", c.File, len(ferr.Problems))
+		return exitCode(1)
+	}
+	if err != nil {
+		return err
+	}
+	p := snap.Policy()
+	fmt.Fprintf(e.stdout, "%s: valid (%d roles, %d groups, %d default roles, %d machine clients, %d client profiles; version %s)\n",
+		c.File, len(p.Roles), len(p.Groups), len(p.Defaults.Roles), len(p.Machines), len(p.Clients), snap.Version())
+	return nil
+}
+
+// loadPolicy loads a policy for a command that reports it in one line.
+func loadPolicy(path string) (*permissions.Snapshot, error) {
+	snap, err := permissions.LoadFile(path)
+	var ferr *permissions.FileError
+	if errors.As(err, &ferr) {
+		more := ""
+		if n := len(ferr.Problems) - 1; n > 0 {
+			more = fmt.Sprintf(" (and %d more; see pretoken validate -f %s)", n, path)
+		}
+		return nil, fmt.Errorf("invalid policy %s:%s%s", path, ferr.Problems[0], more)
+	}
+	return snap, err
+}
+
+type simulateCmd struct {
+	Policy  string   `required:"" placeholder:"FILE" help:"Policy file (YAML)."`
+	Event   []string `required:"" placeholder:"FILE" help:"Event JSON file; repeat for several."`
+	Summary bool     `help:"Print what each token gets, readably, instead of the response JSON."`
+}
+
+func (c *simulateCmd) Run(e *env) error {
+	snap, err := loadPolicy(c.Policy)
+	if err != nil {
+		return err
+	}
+	h := trigger.New(trigger.Static{S: snap}, zerolog.Nop())
+	for i, path := range c.Event {
+		payload, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read event: %w", err)
+		}
+		out, err := h.Invoke(context.Background(), payload)
+		if errors.Is(err, trigger.ErrMalformed) {
+			_, derr := trigger.DecodeEvent(payload)
+			return fmt.Errorf("%s: malformed event: %v", path, derr)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: the trigger answered with an error: %v", path, err)
+		}
+		if !c.Summary {
+			fmt.Fprintf(e.stdout, "%s\n", out)
+			continue
+		}
+		var reply trigger.Reply
+		if err := json.Unmarshal(out, &reply); err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(e.stdout)
+		}
+		fmt.Fprintf(e.stdout, "== %s\n", path)
+		summarize(e.stdout, &reply)
+	}
+	return nil
+}
+
+type explainCmd struct {
+	Policy            string            `required:"" placeholder:"FILE" help:"Policy file (YAML)."`
+	Client            string            `required:"" placeholder:"ID" help:"App client id the tokens are issued to."`
+	Group             []string          `placeholder:"G" help:"A Cognito group of the user; repeat for several."`
+	Attr              map[string]string `placeholder:"K=V" help:"A user attribute, for attribute: claims; repeat for several."`
+	Version           string            `default:"2" enum:"1,2,3" help:"Event version: 1 (ID token only), 2 or 3 (both tokens)."`
+	ClientCredentials bool              `help:"A client-credentials token for a machine client (needs --version 3)."`
+}
+
+func (c *explainCmd) Run(e *env) error {
+	if c.ClientCredentials && c.Version != "3" {
+		return errors.New("--client-credentials needs --version 3: only V3_0 events fire for client credentials")
+	}
+	snap, err := loadPolicy(c.Policy)
+	if err != nil {
+		return err
+	}
+	ev := &trigger.Event{
+		Version:       trigger.Version(c.Version),
+		TriggerSource: "TokenGeneration_HostedAuth",
+		CallerContext: trigger.CallerContext{ClientID: c.Client},
+	}
+	if c.ClientCredentials {
+		ev.TriggerSource = trigger.ClientCredentials
+	} else {
+		ev.UserName = "explain"
+		ev.Request.UserAttributes = c.Attr
+		ev.Request.GroupConfiguration.GroupsToOverride = c.Group
+	}
+	reply, err := trigger.New(trigger.Static{S: snap}, zerolog.Nop()).Handle(context.Background(), ev)
+	if err != nil {
+		return fmt.Errorf("the trigger answered with an error: %v", err)
+	}
+	res := snap.Resolve(permissions.Subject{ClientID: c.Client, Machine: c.ClientCredentials, Groups: c.Group, Attributes: c.Attr})
+	fmt.Fprintf(e.stdout, "policy %s, client profile %q\n", snap.Version(), res.Profile)
+	fmt.Fprintf(e.stdout, "roles:        %s\n", list(res.Roles))
+	fmt.Fprintf(e.stdout, "permissions:  %s\n", list(res.Permissions))
+	summarize(e.stdout, reply)
+	return nil
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "(none)"
+	}
+	return strings.Join(s, " ")
+}
+
+// sortedClaims returns a claims map's names in order.
+func sortedClaims[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
