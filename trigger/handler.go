@@ -17,19 +17,34 @@ import (
 )
 
 // Source gives the snapshot to answer an invocation with.
+// *permissions.Cache is one.
 type Source interface {
-	// Snapshot returns the current snapshot. An error means no usable
-	// snapshot exists; the handler then follows its failure mode. It must
-	// never stand for "no permissions".
-	Snapshot(ctx context.Context) (*permissions.Snapshot, error)
+	// Snapshot returns the current snapshot and how it was obtained (for
+	// the log). An error means no usable snapshot exists; the handler then
+	// follows its failure mode. It never stands for "no permissions".
+	Snapshot(ctx context.Context) (*permissions.Snapshot, permissions.CacheState, error)
 }
+
+var _ Source = (*permissions.Cache)(nil)
 
 // Static is a Source that always returns one snapshot, such as a policy
 // file read at start-up.
 type Static struct{ S *permissions.Snapshot }
 
+// CacheStatic is the cache state logged for a Static source.
+const CacheStatic permissions.CacheState = "static"
+
 // Snapshot returns s.S.
-func (s Static) Snapshot(context.Context) (*permissions.Snapshot, error) { return s.S, nil }
+func (s Static) Snapshot(context.Context) (*permissions.Snapshot, permissions.CacheState, error) {
+	return s.S, CacheStatic, nil
+}
+
+// Assignments gives the roles assigned to one user directly, outside groups.
+type Assignments interface {
+	// UserRoles returns the roles assigned to the user with this sub; none
+	// is not an error. An error must never stand for "no roles".
+	UserRoles(ctx context.Context, sub string) ([]string, error)
+}
 
 // Errors the handler returns. Cognito shows the message to the user as
 // "PreTokenGeneration failed with error <message>", so each is short and
@@ -60,10 +75,11 @@ const (
 
 // Handler answers pre token generation events. It is safe for concurrent use.
 type Handler struct {
-	src  Source
-	log  zerolog.Logger
-	mode FailureMode
-	now  func() time.Time
+	src         Source
+	assignments Assignments
+	log         zerolog.Logger
+	mode        FailureMode
+	now         func() time.Time
 }
 
 // Option configures a Handler.
@@ -71,6 +87,11 @@ type Option func(*Handler)
 
 // WithFailureMode sets what happens when the Source fails; FailClosed by default.
 func WithFailureMode(m FailureMode) Option { return func(h *Handler) { h.mode = m } }
+
+// WithAssignments makes every user's token also carry the roles that a
+// holds for the user's sub: one lookup per token. Machine clients and events
+// without a sub cost nothing extra.
+func WithAssignments(a Assignments) Option { return func(h *Handler) { h.assignments = a } }
 
 // WithClock sets the clock used to time invocations.
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
@@ -115,6 +136,8 @@ func (h *Handler) Handle(ctx context.Context, ev *Event) (*Reply, error) {
 type stats struct {
 	roles, scopes, idClaims, accessClaims int
 	version                               string
+	cache                                 permissions.CacheState
+	assigned                              int
 	overflow                              bool
 }
 
@@ -131,17 +154,33 @@ func (h *Handler) handle(ctx context.Context, ev *Event, start time.Time) (reply
 	if err != nil {
 		return nil, err
 	}
-	snap, serr := h.src.Snapshot(ctx)
+	snap, state, serr := h.src.Snapshot(ctx)
+	st.cache = state
 	if serr != nil {
-		if h.mode == FailClosed {
-			h.log.Error().Str("error", serr.Error()).Msg("no policy snapshot; refusing token (failure mode closed)")
-			return nil, ErrUnavailable
-		}
-		h.log.Error().Str("error", serr.Error()).Msg("no policy snapshot; issuing token without changes (failure mode open)")
-		return h.respond(ev, v1, nil, &st)
+		return h.failed(ev, v1, &st, "no policy snapshot", serr)
 	}
 	st.version = snap.Version()
-	return h.respond(ev, v1, snap, &st)
+	var assigned []string
+	if sub := ev.Request.UserAttributes["sub"]; h.assignments != nil && sub != "" && ev.TriggerSource != ClientCredentials {
+		roles, err := h.assignments.UserRoles(ctx, sub)
+		if err != nil {
+			return h.failed(ev, v1, &st, "user role assignments unavailable", err)
+		}
+		assigned, st.assigned = roles, len(roles)
+	}
+	return h.respond(ev, v1, snap, assigned, &st)
+}
+
+// failed is the one place where a failure to read the policy becomes trigger
+// behaviour: refuse the token (closed), or issue it unchanged (open).
+// Either way it is logged; it is never treated as "no permissions".
+func (h *Handler) failed(ev *Event, v1 bool, st *stats, what string, err error) (*Reply, error) {
+	if h.mode == FailClosed {
+		h.log.Error().Str("error", err.Error()).Msg(what + "; refusing the token (failure mode closed)")
+		return nil, ErrUnavailable
+	}
+	h.log.Error().Str("error", err.Error()).Msg(what + "; issuing the token unchanged (failure mode open)")
+	return h.respond(ev, v1, nil, nil, st)
 }
 
 // isV1 tells the V1_0 shape from the V2_0/V3_0 shape.
@@ -158,7 +197,7 @@ func isV1(v Version) (bool, error) {
 // ClientCredentials is the trigger source of a machine-to-machine token.
 const ClientCredentials = "TokenGeneration_ClientCredentials"
 
-func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, st *stats) (*Reply, error) {
+func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, assigned []string, st *stats) (*Reply, error) {
 	machine := ev.TriggerSource == ClientCredentials
 	reply := &Reply{Event: *ev}
 	var groups *GroupConfiguration
@@ -173,6 +212,7 @@ func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, st *st
 		ClientID:   ev.CallerContext.ClientID,
 		Machine:    machine,
 		Attributes: ev.Request.UserAttributes,
+		Roles:      assigned,
 	}
 	if !machine {
 		sub.Groups = ev.Request.GroupConfiguration.GroupsToOverride
@@ -247,11 +287,15 @@ func (h *Handler) logInvocation(ev *Event, st stats, start time.Time, err error)
 		Str("client_id", ev.CallerContext.ClientID).
 		Str("user_sub", ev.Request.UserAttributes["sub"]).
 		Str("policy_version", st.version).
+		Str("cache", string(st.cache)).
 		Int("roles", st.roles).
 		Int("scopes_added", st.scopes).
 		Int("id_claims_added", st.idClaims).
 		Int("access_claims_added", st.accessClaims).
 		Dur("duration_ms", h.now().Sub(start))
+	if st.assigned > 0 {
+		e = e.Int("assigned_roles", st.assigned)
+	}
 	if st.overflow {
 		e = e.Bool("over_budget", true)
 	}

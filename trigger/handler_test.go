@@ -286,11 +286,13 @@ func TestDecodeTolerance(t *testing.T) {
 
 type failingSource struct{ err error }
 
-func (f failingSource) Snapshot(context.Context) (*permissions.Snapshot, error) { return nil, f.err }
+func (f failingSource) Snapshot(context.Context) (*permissions.Snapshot, permissions.CacheState, error) {
+	return nil, permissions.CacheNone, f.err
+}
 
 type panickingSource struct{}
 
-func (panickingSource) Snapshot(context.Context) (*permissions.Snapshot, error) {
+func (panickingSource) Snapshot(context.Context) (*permissions.Snapshot, permissions.CacheState, error) {
 	panic("boom in table orders-prod")
 }
 
@@ -432,7 +434,7 @@ func TestLogLine(t *testing.T) {
 		"level": "info", "message": "pre token generation",
 		"trigger_source": "TokenGeneration_HostedAuth", "event_version": "2", "client_id": "1example23456789",
 		"user_sub": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "policy_version": got["policy_version"],
-		"roles": 1.0, "scopes_added": 1.0, "id_claims_added": 3.0, "access_claims_added": 1.0,
+		"cache": "static", "roles": 1.0, "scopes_added": 1.0, "id_claims_added": 3.0, "access_claims_added": 1.0,
 		"duration_ms": got["duration_ms"],
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -1,0 +1,151 @@
+package permissions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store is where a policy lives, such as a DynamoDB table.
+type Store interface {
+	// Load returns the whole stored policy and its version. The policy is
+	// one consistent version, never a mix of two.
+	Load(ctx context.Context) (*Policy, string, error)
+	// Version returns the stored policy's version: a cheap read that tells
+	// whether a loaded policy is still current.
+	Version(ctx context.Context) (string, error)
+}
+
+// CacheState says how a snapshot was obtained, for logs.
+type CacheState string
+
+// Cache states.
+const (
+	// CacheFresh: served from memory within the refresh interval.
+	CacheFresh CacheState = "fresh"
+	// CacheChecked: the store's version matched; served from memory.
+	CacheChecked CacheState = "checked"
+	// CacheLoaded: the policy was (re)loaded from the store.
+	CacheLoaded CacheState = "loaded"
+	// CacheStale: the store could not be reached; served from memory within
+	// the maximum staleness.
+	CacheStale CacheState = "stale"
+	// CacheNone: no usable snapshot.
+	CacheNone CacheState = "none"
+)
+
+// ErrNoSnapshot is returned, wrapped, when the cache has no snapshot it may
+// serve: none was ever loaded, or the last one is older than the maximum
+// staleness and the store cannot be reached.
+var ErrNoSnapshot = errors.New("no usable policy snapshot")
+
+// CacheConfig tunes a Cache. Zero fields take the defaults.
+type CacheConfig struct {
+	// RefreshInterval is how long a snapshot is served before the store's
+	// version is checked again; changes reach tokens within it. Default 10s.
+	RefreshInterval time.Duration
+	// MaxStaleness is how long after its last successful check a snapshot
+	// may still be served while the store fails. Default 15m.
+	MaxStaleness time.Duration
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+}
+
+// Cache holds one compiled snapshot of a stored policy and keeps it current.
+// A call within the refresh interval touches no network; after it, one call
+// checks the store's version (concurrent callers wait for that one check and
+// share its result) and reloads only when the version changed.
+type Cache struct {
+	store Store
+	cfg   CacheConfig
+	entry atomic.Pointer[cacheEntry]
+	mu    sync.Mutex // held by the one caller refreshing
+}
+
+type cacheEntry struct {
+	snap       *Snapshot
+	verifiedAt time.Time // when the store last confirmed snap was current
+	nextCheck  time.Time // when to ask the store again
+	err        error     // the last refresh's error, if it failed
+}
+
+// NewCache returns a Cache over store. It loads nothing until first asked.
+func NewCache(store Store, cfg CacheConfig) *Cache {
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = 10 * time.Second
+	}
+	if cfg.MaxStaleness <= 0 {
+		cfg.MaxStaleness = 15 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Cache{store: store, cfg: cfg}
+}
+
+// Snapshot returns the current snapshot and how it was obtained. The error
+// wraps ErrNoSnapshot and the store's error when there is none to serve.
+func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, CacheState, error) {
+	now := c.cfg.Now()
+	if e := c.entry.Load(); e != nil && now.Before(e.nextCheck) {
+		return c.serve(e, now, CacheFresh)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now = c.cfg.Now()
+	if e := c.entry.Load(); e != nil && now.Before(e.nextCheck) {
+		return c.serve(e, now, CacheFresh) // another caller just refreshed
+	}
+	e, state := c.refresh(ctx, now)
+	c.entry.Store(e)
+	return c.serve(e, now, state)
+}
+
+func (c *Cache) serve(e *cacheEntry, now time.Time, state CacheState) (*Snapshot, CacheState, error) {
+	switch {
+	case e.snap == nil:
+		return nil, CacheNone, fmt.Errorf("%w: %w", ErrNoSnapshot, e.err)
+	case e.err == nil:
+		return e.snap, state, nil
+	case now.Sub(e.verifiedAt) <= c.cfg.MaxStaleness:
+		return e.snap, CacheStale, nil
+	}
+	return nil, CacheNone, fmt.Errorf("%w: last verified %s ago, more than the maximum staleness: %w",
+		ErrNoSnapshot, now.Sub(e.verifiedAt).Round(time.Second), e.err)
+}
+
+// refresh asks the store; it returns the new entry and the state to report.
+func (c *Cache) refresh(ctx context.Context, now time.Time) (*cacheEntry, CacheState) {
+	old := c.entry.Load()
+	if old == nil {
+		old = &cacheEntry{}
+	}
+	failed := func(err error) (*cacheEntry, CacheState) {
+		retry := c.cfg.RefreshInterval
+		if old.snap == nil {
+			retry = min(retry, time.Second) // nothing to serve meanwhile: try again soon
+		}
+		return &cacheEntry{snap: old.snap, verifiedAt: old.verifiedAt, nextCheck: now.Add(retry), err: err}, CacheStale
+	}
+	if old.snap != nil {
+		v, err := c.store.Version(ctx)
+		if err != nil {
+			return failed(fmt.Errorf("check policy version: %w", err))
+		}
+		if v == old.snap.Version() {
+			return &cacheEntry{snap: old.snap, verifiedAt: now, nextCheck: now.Add(c.cfg.RefreshInterval)}, CacheChecked
+		}
+	}
+	p, v, err := c.store.Load(ctx)
+	if err != nil {
+		return failed(fmt.Errorf("load policy: %w", err))
+	}
+	snap, err := Compile(p, v)
+	if err != nil {
+		return failed(fmt.Errorf("stored policy version %s is invalid: %w", v, err))
+	}
+	return &cacheEntry{snap: snap, verifiedAt: now, nextCheck: now.Add(c.cfg.RefreshInterval)}, CacheLoaded
+}

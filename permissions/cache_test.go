@@ -1,0 +1,204 @@
+package permissions
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// memStore is an in-memory Store that counts calls and can fail or block.
+type memStore struct {
+	mu       sync.Mutex
+	policy   *Policy
+	version  string
+	err      error
+	versions atomic.Int32
+	loads    atomic.Int32
+	gate     chan struct{} // when set, Version waits for it
+}
+
+func (m *memStore) set(p *Policy, v string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.policy, m.version = p, v
+}
+
+func (m *memStore) fail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.err = err
+}
+
+func (m *memStore) Load(context.Context) (*Policy, string, error) {
+	m.loads.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.policy, m.version, m.err
+}
+
+func (m *memStore) Version(context.Context) (string, error) {
+	m.versions.Add(1)
+	if m.gate != nil {
+		<-m.gate
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.version, m.err
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
+func policyWith(perm string) *Policy {
+	return &Policy{Roles: map[string]Role{"r": {Permissions: []string{perm}}}, Defaults: Defaults{Roles: []string{"r"}}}
+}
+func permsOf(s *Snapshot) []string { return s.Resolve(Subject{}).Permissions }
+func newTestCache(st *memStore, c *clock) *Cache {
+	return NewCache(st, CacheConfig{RefreshInterval: 10 * time.Second, MaxStaleness: time.Minute, Now: c.now})
+}
+
+func TestCacheRefreshes(t *testing.T) {
+	st := &memStore{}
+	st.set(policyWith("a:1"), "1")
+	c := &clock{t: time.Unix(1000, 0)}
+	cache := newTestCache(st, c)
+	ctx := context.Background()
+
+	step := func(wantPerm string, wantState CacheState, wantVersions, wantLoads int32) {
+		t.Helper()
+		s, state, err := cache.Snapshot(ctx)
+		if err != nil {
+			t.Fatalf("Snapshot: %v", err)
+		}
+		if got := permsOf(s); len(got) != 1 || got[0] != wantPerm || state != wantState {
+			t.Errorf("got %v (%s), want %s (%s)", got, state, wantPerm, wantState)
+		}
+		if v, l := st.versions.Load(), st.loads.Load(); v != wantVersions || l != wantLoads {
+			t.Errorf("store calls: %d version checks, %d loads; want %d, %d", v, l, wantVersions, wantLoads)
+		}
+	}
+	step("a:1", CacheLoaded, 0, 1)
+	for range 1000 {
+		c.add(time.Millisecond)
+		step("a:1", CacheFresh, 0, 1) // warm: no store call at all
+	}
+	c.add(10 * time.Second)
+	step("a:1", CacheChecked, 1, 1) // one version check, same version
+	step("a:1", CacheFresh, 1, 1)
+	st.set(policyWith("b:2"), "2")
+	c.add(5 * time.Second)
+	step("a:1", CacheFresh, 1, 1) // not yet: inside the interval
+	c.add(5 * time.Second)
+	step("b:2", CacheLoaded, 2, 2) // the change arrives within one interval
+}
+
+func TestCacheServesStaleThenFails(t *testing.T) {
+	st := &memStore{}
+	st.set(policyWith("a:1"), "1")
+	c := &clock{t: time.Unix(1000, 0)}
+	cache := newTestCache(st, c)
+	ctx := context.Background()
+	if _, _, err := cache.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	down := errors.New("connection refused")
+	st.fail(down)
+	c.add(11 * time.Second)
+	s, state, err := cache.Snapshot(ctx)
+	if err != nil || state != CacheStale || permsOf(s)[0] != "a:1" {
+		t.Fatalf("store down within max staleness: %v, %s, %v", s, state, err)
+	}
+	calls := st.versions.Load()
+	c.add(time.Second)
+	if _, state, _ := cache.Snapshot(ctx); state != CacheStale || st.versions.Load() != calls {
+		t.Errorf("retried the store before the next interval (state %s)", state)
+	}
+	c.add(time.Minute) // now past max staleness since the last good check
+	_, state, err = cache.Snapshot(ctx)
+	if !errors.Is(err, ErrNoSnapshot) || !errors.Is(err, down) || state != CacheNone {
+		t.Errorf("past max staleness: %s, %v; want ErrNoSnapshot wrapping the store error", state, err)
+	}
+	st.fail(nil)
+	c.add(10 * time.Second)
+	if s, _, err := cache.Snapshot(ctx); err != nil || permsOf(s)[0] != "a:1" {
+		t.Errorf("after recovery: %v", err)
+	}
+}
+
+func TestCacheNoSnapshotAtStart(t *testing.T) {
+	st := &memStore{}
+	st.fail(errors.New("no route to host"))
+	c := &clock{t: time.Unix(1000, 0)}
+	cache := newTestCache(st, c)
+	if _, state, err := cache.Snapshot(context.Background()); !errors.Is(err, ErrNoSnapshot) || state != CacheNone {
+		t.Fatalf("got %s, %v; want ErrNoSnapshot", state, err)
+	}
+	loads := st.loads.Load()
+	cache.Snapshot(context.Background())
+	if st.loads.Load() != loads {
+		t.Error("retried at once: every invocation would wait on a dead store")
+	}
+	st.fail(nil)
+	st.set(policyWith("a:1"), "1")
+	c.add(time.Second)
+	if _, state, err := cache.Snapshot(context.Background()); err != nil || state != CacheLoaded {
+		t.Errorf("recovery within a second: %s, %v", state, err)
+	}
+}
+
+func TestCacheInvalidStoredPolicyIsNotServed(t *testing.T) {
+	st := &memStore{}
+	st.set(policyWith("a:1"), "1")
+	c := &clock{t: time.Unix(1000, 0)}
+	cache := newTestCache(st, c)
+	cache.Snapshot(context.Background())
+	corrupt := policyWith("b:2")
+	corrupt.Groups = map[string][]string{"everyone": {"ghost"}}
+	st.set(corrupt, "2")
+	c.add(10 * time.Second)
+	s, state, err := cache.Snapshot(context.Background())
+	if err != nil || state != CacheStale || permsOf(s)[0] != "a:1" {
+		t.Errorf("invalid stored policy: got %v, %s, %v; want the last good snapshot, stale", s, state, err)
+	}
+}
+
+func TestCacheConcurrentCallersShareOneRefresh(t *testing.T) {
+	st := &memStore{}
+	st.set(policyWith("a:1"), "1")
+	var now atomic.Int64
+	now.Store(time.Unix(1000, 0).UnixNano())
+	cache := NewCache(st, CacheConfig{RefreshInterval: 10 * time.Second, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	if _, _, err := cache.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.set(policyWith("b:2"), "2")
+	now.Add(int64(11 * time.Second))
+	st.gate = make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([]string, 50)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, _, err := cache.Snapshot(context.Background())
+			if err == nil {
+				results[i] = permsOf(s)[0]
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let them pile up on the one refresh
+	close(st.gate)
+	wg.Wait()
+	if v, l := st.versions.Load(), st.loads.Load(); v != 1 || l != 2 {
+		t.Errorf("%d version checks and %d loads for 50 concurrent callers, want 1 and 2", v, l)
+	}
+	for i, r := range results {
+		if r != "b:2" {
+			t.Errorf("caller %d got %q, want the new policy", i, r)
+		}
+	}
+}

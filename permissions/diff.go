@@ -1,0 +1,139 @@
+package permissions
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Change is one difference between two policies.
+type Change struct {
+	// Op is "+" (added), "-" (removed) or "~" (changed).
+	Op string
+	// Kind is what changed: role, group, defaults, machine, client, limits.
+	Kind string
+	// Name is the role, group, machine or client; empty for defaults and limits.
+	Name string
+	// Details say what changed inside, for "~".
+	Details []string
+}
+
+func (c Change) String() string {
+	s := c.Op + " " + c.Kind
+	if c.Name != "" {
+		s += " " + c.Name
+	}
+	if len(c.Details) > 0 {
+		s += ": " + strings.Join(c.Details, "; ")
+	}
+	return s
+}
+
+// Diff lists what changes from old to new, in a stable order: roles, groups,
+// defaults, machines, clients, limits, each by name. Empty and absent lists
+// are the same.
+func Diff(old, new *Policy) []Change {
+	var out []Change
+	out = append(out, diffMap("role", old.Roles, new.Roles, diffRole)...)
+	out = append(out, diffMap("group", old.Groups, new.Groups, func(a, b []string) []string { return listDetails("roles", a, b) })...)
+	if d := listDetails("roles", old.Defaults.Roles, new.Defaults.Roles); len(d) > 0 {
+		out = append(out, Change{Op: "~", Kind: "defaults", Details: d})
+	}
+	out = append(out, diffMap("machine", old.Machines, new.Machines, func(a, b []string) []string { return listDetails("roles", a, b) })...)
+	out = append(out, diffMap("client", old.Clients, new.Clients, diffClient)...)
+	if old.Limits != new.Limits {
+		out = append(out, Change{Op: "~", Kind: "limits", Details: []string{fmt.Sprintf("%+v -> %+v", old.Limits, new.Limits)}})
+	}
+	return out
+}
+
+func diffMap[V any](kind string, old, new map[string]V, details func(a, b V) []string) []Change {
+	var out []Change
+	names := sortedKeys(old)
+	for _, n := range sortedKeys(new) {
+		if _, ok := old[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		a, inOld := old[n]
+		b, inNew := new[n]
+		switch {
+		case !inOld:
+			out = append(out, Change{Op: "+", Kind: kind, Name: n})
+		case !inNew:
+			out = append(out, Change{Op: "-", Kind: kind, Name: n})
+		default:
+			if d := details(a, b); len(d) > 0 {
+				out = append(out, Change{Op: "~", Kind: kind, Name: n, Details: d})
+			}
+		}
+	}
+	return out
+}
+
+func diffRole(a, b Role) []string {
+	var d []string
+	if a.Description != b.Description {
+		d = append(d, fmt.Sprintf("description %q -> %q", a.Description, b.Description))
+	}
+	d = append(d, listDetails("permissions", a.Permissions, b.Permissions)...)
+	return append(d, listDetails("inherits", a.Inherits, b.Inherits)...)
+}
+
+func diffClient(a, b ClientProfile) []string {
+	var d []string
+	for _, t := range []struct {
+		name string
+		a, b TokenProfile
+	}{{"idToken", a.IDToken, b.IDToken}, {"accessToken", a.AccessToken, b.AccessToken}} {
+		if !sameToken(t.a, t.b) {
+			d = append(d, t.name+" changed")
+		}
+	}
+	return d
+}
+
+func sameToken(a, b TokenProfile) bool {
+	norm := func(t TokenProfile) TokenProfile {
+		if len(t.Claims) == 0 {
+			t.Claims = nil
+		}
+		for _, l := range []*[]string{&t.Allow, &t.SuppressScopes, &t.SuppressClaims} {
+			if len(*l) == 0 {
+				*l = nil
+			}
+		}
+		return t
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+// listDetails describes added and removed entries; a change of order alone
+// is reported too, since lists are stored as written.
+func listDetails(what string, a, b []string) []string {
+	var added, removed []string
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			added = append(added, s)
+		}
+	}
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			removed = append(removed, s)
+		}
+	}
+	var d []string
+	if len(added) > 0 {
+		d = append(d, fmt.Sprintf("+%s %s", what, strings.Join(added, " ")))
+	}
+	if len(removed) > 0 {
+		d = append(d, fmt.Sprintf("-%s %s", what, strings.Join(removed, " ")))
+	}
+	if len(d) == 0 && !slices.Equal(a, b) {
+		d = append(d, what+" reordered")
+	}
+	return d
+}
