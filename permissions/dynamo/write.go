@@ -1,0 +1,298 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/pretoken/pretoken/permissions"
+)
+
+// ApplyResult says what an apply did.
+type ApplyResult struct {
+	OldVersion, NewVersion string
+	Changes                []permissions.Change
+	// Applied is false when the stored policy already equalled the new one:
+	// nothing was written and the version did not move.
+	Applied bool
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// ExpectVersion, when set, refuses to apply over any other stored version.
+	ExpectVersion string
+}
+
+// Apply makes the stored policy equal p. p is validated first; an invalid
+// policy writes nothing. The new policy's items are written under a new
+// generation, then one conditional write of the version item switches
+// readers to it, so no reader ever sees part of it. If the stored version
+// changed meanwhile, Apply removes what it wrote and returns ErrConflict.
+func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOptions) (ApplyResult, error) {
+	if err := permissions.Validate(p); err != nil {
+		return ApplyResult{}, err
+	}
+	cur, err := s.readVersion(ctx)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	res := ApplyResult{OldVersion: strconv.FormatInt(cur.Version, 10)}
+	if opts.ExpectVersion != "" && opts.ExpectVersion != res.OldVersion {
+		return res, fmt.Errorf("%w (expected version %s, stored version %s)", ErrConflict, opts.ExpectVersion, res.OldVersion)
+	}
+	items, err := s.queryGeneration(ctx, cur.Generation)
+	if err != nil {
+		return res, err
+	}
+	if len(items) != cur.Items {
+		return res, ErrConflict
+	}
+	old, err := decodePolicy(items)
+	if err != nil {
+		return res, fmt.Errorf("stored policy version %d: %w", cur.Version, err)
+	}
+	res.Changes = permissions.Diff(old, p)
+	if len(res.Changes) == 0 {
+		res.NewVersion = res.OldVersion
+		return res, nil
+	}
+
+	next := cur.Version + 1
+	gen := newGeneration(next)
+	newItems, err := encodePolicy(p, gen)
+	if err != nil {
+		return res, err
+	}
+	// The marker comes first, so a crash at any later point leaves a
+	// generation that the next apply finds and removes.
+	if err := s.putMarker(ctx, gen); err != nil {
+		return res, err
+	}
+	if err := s.batchWrite(ctx, puts(newItems)); err != nil {
+		return res, errors.Join(err, s.dropGeneration(context.WithoutCancel(ctx), gen))
+	}
+	if err := s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}); err != nil {
+		return res, errors.Join(err, s.dropGeneration(context.WithoutCancel(ctx), gen))
+	}
+	res.NewVersion, res.Applied = strconv.FormatInt(next, 10), true
+	// Best effort: a failure leaves garbage that the next apply removes.
+	_ = s.dropOldGenerations(ctx, gen)
+	return res, nil
+}
+
+func (s *Store) putMarker(ctx context.Context, gen string) error {
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	item := key(metaPK, genPrefix+gen)
+	item["createdAt"] = &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339)}
+	if _, err := s.api.PutItem(cctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item}); err != nil {
+		return fmt.Errorf("write generation marker: %w", err)
+	}
+	return nil
+}
+
+// flip points the version item at the new generation if it still holds cur.
+func (s *Store) flip(ctx context.Context, cur, next versionItem) error {
+	next.UpdatedAt = time.Now().UTC().Format(time.RFC3339Nano)
+	item, err := attributevalue.MarshalMap(next)
+	if err != nil {
+		return err
+	}
+	for k, v := range key(metaPK, versionSK) {
+		item[k] = v
+	}
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{
+		Put: &types.Put{
+			TableName:           &s.table,
+			Item:                item,
+			ConditionExpression:      aws.String("#v = :v AND #g = :g"),
+			ExpressionAttributeNames: map[string]string{"#v": "version", "#g": "generation"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(cur.Version, 10)},
+				":g": &types.AttributeValueMemberS{Value: cur.Generation},
+			},
+		},
+	}}})
+	if isConditionFailure(err) {
+		return ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("switch to the new policy version: %w", err)
+	}
+	return nil
+}
+
+func isConditionFailure(err error) bool {
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		for _, r := range tce.CancellationReasons {
+			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+				return true
+			}
+		}
+	}
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+func puts(items []map[string]types.AttributeValue) []types.WriteRequest {
+	reqs := make([]types.WriteRequest, len(items))
+	for i, it := range items {
+		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: it}}
+	}
+	return reqs
+}
+
+// batchWrite writes reqs 25 at a time, retrying unprocessed ones.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	for len(reqs) > 0 {
+		n := min(len(reqs), 25)
+		batch := reqs[:n]
+		reqs = reqs[n:]
+		for attempt := 0; len(batch) > 0; attempt++ {
+			if attempt > 0 {
+				if attempt > 8 {
+					return errors.New("write policy items: DynamoDB kept returning unprocessed items")
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+				}
+			}
+			cctx, cancel := s.call(ctx)
+			out, err := s.api.BatchWriteItem(cctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{s.table: batch}})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("write policy items: %w", err)
+			}
+			batch = out.UnprocessedItems[s.table]
+		}
+	}
+	return nil
+}
+
+// dropGeneration deletes a generation's items, then its marker.
+func (s *Store) dropGeneration(ctx context.Context, gen string) error {
+	items, err := s.queryKeys(ctx, policyPK+gen, "")
+	if err != nil {
+		return err
+	}
+	reqs := make([]types.WriteRequest, 0, len(items)+1)
+	for _, k := range items {
+		reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}})
+	}
+	if err := s.batchWrite(ctx, reqs); err != nil {
+		return err
+	}
+	return s.batchWrite(ctx, []types.WriteRequest{{DeleteRequest: &types.DeleteRequest{Key: key(metaPK, genPrefix+gen)}}})
+}
+
+// dropOldGenerations removes every generation numbered at or below keep's
+// version except keep itself: superseded ones, and ones whose apply lost or
+// crashed. Newer ones may belong to an apply in progress and stay.
+func (s *Store) dropOldGenerations(ctx context.Context, keep string) error {
+	markers, err := s.queryKeys(ctx, metaPK, genPrefix)
+	if err != nil {
+		return err
+	}
+	keepVersion := generationVersion(keep)
+	var errs []error
+	for _, m := range markers {
+		gen := m["SK"].(*types.AttributeValueMemberS).Value[len(genPrefix):]
+		if gen != keep && generationVersion(gen) <= keepVersion {
+			errs = append(errs, s.dropGeneration(ctx, gen))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// generationVersion is the version number a generation was written for.
+func generationVersion(gen string) int64 {
+	n, _, _ := strings.Cut(gen, "-")
+	v, err := strconv.ParseInt(n, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// queryKeys returns the keys of the items under pk whose SK starts with prefix.
+func (s *Store) queryKeys(ctx context.Context, pk, prefix string) ([]map[string]types.AttributeValue, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("PK = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
+		ProjectionExpression:      aws.String("PK, SK"),
+		ConsistentRead:            aws.Bool(true),
+	}
+	if prefix != "" {
+		in.KeyConditionExpression = aws.String("PK = :pk AND begins_with(SK, :p)")
+		in.ExpressionAttributeValues[":p"] = &types.AttributeValueMemberS{Value: prefix}
+	}
+	var keys []map[string]types.AttributeValue
+	p := dynamodb.NewQueryPaginator(s.api, in)
+	for p.HasMorePages() {
+		cctx, cancel := s.call(ctx)
+		page, err := p.NextPage(cctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", pk, err)
+		}
+		keys = append(keys, page.Items...)
+	}
+	return keys, nil
+}
+
+type userItem struct {
+	Roles []string `dynamodbav:"roles"`
+}
+
+// UserRoles returns the roles assigned directly to the user with sub.
+func (s *Store) UserRoles(ctx context.Context, sub string) ([]string, error) {
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(userPK+sub, userRoleSK)})
+	if err != nil {
+		return nil, fmt.Errorf("read user roles: %w", err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	var u userItem
+	if err := attributevalue.UnmarshalMap(out.Item, &u); err != nil {
+		return nil, fmt.Errorf("read user roles: %w", err)
+	}
+	return u.Roles, nil
+}
+
+// SetUserRoles replaces the roles assigned directly to the user with sub.
+// No roles removes the assignment.
+func (s *Store) SetUserRoles(ctx context.Context, sub string, roles []string) error {
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	if len(roles) == 0 {
+		_, err := s.api.BatchWriteItem(cctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{
+			s.table: {{DeleteRequest: &types.DeleteRequest{Key: key(userPK+sub, userRoleSK)}}}}})
+		return err
+	}
+	item, err := attributevalue.MarshalMap(userItem{Roles: roles})
+	if err != nil {
+		return err
+	}
+	for k, v := range key(userPK+sub, userRoleSK) {
+		item[k] = v
+	}
+	_, err = s.api.PutItem(cctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item})
+	return err
+}
