@@ -113,8 +113,8 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem) error {
 	defer cancel()
 	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{
 		Put: &types.Put{
-			TableName:           &s.table,
-			Item:                item,
+			TableName:                &s.table,
+			Item:                     item,
 			ConditionExpression:      aws.String("#v = :v AND #g = :g"),
 			ExpressionAttributeNames: map[string]string{"#v": "version", "#g": "generation"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
