@@ -2,28 +2,43 @@
 // generation trigger. It is built as the binary "bootstrap" for the
 // provided.al2023 runtime.
 //
-// Configuration comes from the environment:
+// Configuration comes from the environment (see the README):
 //
-//	PRETOKEN_POLICY_FILE  the policy file to serve (for example one bundled in the zip)
-//	PRETOKEN_LOG_LEVEL    debug, info (default), warn or error
+//	PRETOKEN_TABLE              DynamoDB table holding the policy; or
+//	PRETOKEN_POLICY_FILE        a policy file to serve (for example one bundled in the zip)
+//	PRETOKEN_REFRESH_INTERVAL   how often the table's version is checked (default 10s)
+//	PRETOKEN_MAX_STALENESS      how long a snapshot is served while DynamoDB fails (default 15m)
+//	PRETOKEN_FAILURE_MODE       closed (default: refuse tokens) or open (issue them unchanged) with no snapshot
+//	PRETOKEN_USER_ASSIGNMENTS   true to add per-user role assignments (one read per token)
+//	PRETOKEN_LOG_LEVEL          debug, info (default), warn or error
 //
-// Anything wrong stops the function at init with one log line, so a bad
-// deployment fails before it serves a token.
+// AWS settings come from the SDK's standard chain, so AWS_ENDPOINT_URL_DYNAMODB
+// points it at DynamoDB Local. The SDK client and the first policy load
+// happen at init. A bad setting stops the function at init with one log
+// line, so a bad deployment fails before it serves a token.
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/rs/zerolog"
 
 	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/permissions/dynamo"
 	"github.com/pretoken/pretoken/trigger"
 )
 
 func main() {
 	log := zerolog.New(os.Stdout).With().Timestamp().Logger()
-	h, err := setup(log, os.Getenv)
+	h, err := setup(context.Background(), log, os.Getenv)
 	if err != nil {
 		log.Error().Str("error", err.Error()).Msg("pretoken cannot start")
 		os.Exit(1)
@@ -31,29 +46,111 @@ func main() {
 	lambda.StartHandler(h)
 }
 
-type configError string
+// config is the function's settings.
+type config struct {
+	table, policyFile string
+	refresh, maxStale time.Duration
+	mode              trigger.FailureMode
+	assignments       bool
+	level             zerolog.Level
+}
 
-func (e configError) Error() string { return string(e) }
-
-// setup builds the handler from the environment.
-func setup(log zerolog.Logger, getenv func(string) string) (*trigger.Handler, error) {
-	level := zerolog.InfoLevel
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		table:      getenv("PRETOKEN_TABLE"),
+		policyFile: getenv("PRETOKEN_POLICY_FILE"),
+		refresh:    10 * time.Second,
+		maxStale:   15 * time.Minute,
+		level:      zerolog.InfoLevel,
+	}
+	var errs []error
+	bad := func(name, want, got string) {
+		errs = append(errs, fmt.Errorf("%s must be %s, not %q", name, want, got))
+	}
+	if c.table == "" && c.policyFile == "" {
+		errs = append(errs, errors.New("set PRETOKEN_TABLE (a DynamoDB table) or PRETOKEN_POLICY_FILE (a policy file)"))
+	}
+	if c.table != "" && c.policyFile != "" {
+		errs = append(errs, errors.New("set PRETOKEN_TABLE or PRETOKEN_POLICY_FILE, not both"))
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"PRETOKEN_REFRESH_INTERVAL", &c.refresh}, {"PRETOKEN_MAX_STALENESS", &c.maxStale}} {
+		if s := getenv(d.name); s != "" {
+			v, err := time.ParseDuration(s)
+			if err != nil || v <= 0 {
+				bad(d.name, "a positive duration such as 10s or 15m", s)
+				continue
+			}
+			*d.dst = v
+		}
+	}
+	switch s := getenv("PRETOKEN_FAILURE_MODE"); s {
+	case "", "closed":
+	case "open":
+		c.mode = trigger.FailOpen
+	default:
+		bad("PRETOKEN_FAILURE_MODE", "closed or open", s)
+	}
+	if s := getenv("PRETOKEN_USER_ASSIGNMENTS"); s != "" {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			bad("PRETOKEN_USER_ASSIGNMENTS", "true or false", s)
+		}
+		c.assignments = v
+	}
+	if c.assignments && c.table == "" {
+		errs = append(errs, errors.New("PRETOKEN_USER_ASSIGNMENTS needs PRETOKEN_TABLE"))
+	}
 	if s := getenv("PRETOKEN_LOG_LEVEL"); s != "" {
 		l, err := zerolog.ParseLevel(s)
 		if err != nil || l == zerolog.NoLevel {
-			return nil, configError("PRETOKEN_LOG_LEVEL must be debug, info, warn or error, not " + s)
+			bad("PRETOKEN_LOG_LEVEL", "debug, info, warn or error", s)
 		}
-		level = l
+		c.level = l
 	}
-	log = log.Level(level)
-	path := getenv("PRETOKEN_POLICY_FILE")
-	if path == "" {
-		return nil, configError("set PRETOKEN_POLICY_FILE to the policy file to serve")
-	}
-	snap, err := permissions.LoadFile(path)
+	return c, errors.Join(errs...)
+}
+
+// initLoadTimeout bounds the first policy load; Lambda gives init 10s.
+const initLoadTimeout = 3 * time.Second
+
+// setup builds the handler from the environment.
+func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) (*trigger.Handler, error) {
+	c, err := loadConfig(getenv)
 	if err != nil {
 		return nil, err
 	}
-	log.Info().Str("policy_version", snap.Version()).Str("policy_file", path).Msg("policy loaded")
-	return trigger.New(trigger.Static{S: snap}, log), nil
+	log = log.Level(c.level)
+	opts := []trigger.Option{trigger.WithFailureMode(c.mode)}
+	if c.policyFile != "" {
+		snap, err := permissions.LoadFile(c.policyFile)
+		if err != nil {
+			return nil, err
+		}
+		log.Info().Str("policy_version", snap.Version()).Str("policy_file", c.policyFile).Msg("policy loaded")
+		return trigger.New(trigger.Static{S: snap}, log, opts...), nil
+	}
+
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.table)
+	cache := permissions.NewCache(store, permissions.CacheConfig{RefreshInterval: c.refresh, MaxStaleness: c.maxStale})
+	if c.assignments {
+		opts = append(opts, trigger.WithAssignments(store))
+	}
+	// Load now, so the first token does not wait for it. A failure is not
+	// fatal: the cache retries, and until then the failure mode applies.
+	lctx, cancel := context.WithTimeout(ctx, initLoadTimeout)
+	defer cancel()
+	start := time.Now()
+	if snap, _, err := cache.Snapshot(lctx); err != nil {
+		log.Error().Str("error", err.Error()).Str("table", c.table).Msg("initial policy load failed; will retry")
+	} else {
+		log.Info().Str("policy_version", snap.Version()).Str("table", c.table).Dur("duration_ms", time.Since(start)).Msg("policy loaded")
+	}
+	return trigger.New(cache, log, opts...), nil
 }

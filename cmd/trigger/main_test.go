@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/pretoken/pretoken/trigger"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -26,14 +29,20 @@ func TestSetupErrors(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"nothing set", nil, "set PRETOKEN_POLICY_FILE"},
+		{"nothing set", nil, "set PRETOKEN_TABLE (a DynamoDB table) or PRETOKEN_POLICY_FILE"},
+		{"both set", map[string]string{"PRETOKEN_TABLE": "t", "PRETOKEN_POLICY_FILE": "p"}, "not both"},
+		{"bad interval", map[string]string{"PRETOKEN_TABLE": "t", "PRETOKEN_REFRESH_INTERVAL": "10"}, `PRETOKEN_REFRESH_INTERVAL must be a positive duration such as 10s or 15m, not "10"`},
+		{"negative staleness", map[string]string{"PRETOKEN_TABLE": "t", "PRETOKEN_MAX_STALENESS": "-1m"}, "PRETOKEN_MAX_STALENESS must be"},
+		{"bad failure mode", map[string]string{"PRETOKEN_TABLE": "t", "PRETOKEN_FAILURE_MODE": "ajar"}, `PRETOKEN_FAILURE_MODE must be closed or open, not "ajar"`},
+		{"bad assignments flag", map[string]string{"PRETOKEN_TABLE": "t", "PRETOKEN_USER_ASSIGNMENTS": "yes please"}, "PRETOKEN_USER_ASSIGNMENTS must be true or false"},
+		{"assignments without a table", map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml", "PRETOKEN_USER_ASSIGNMENTS": "true"}, "needs PRETOKEN_TABLE"},
 		{"missing file", map[string]string{"PRETOKEN_POLICY_FILE": "/nonexistent/policy.yaml"}, "no such file"},
 		{"invalid policy", map[string]string{"PRETOKEN_POLICY_FILE": bad}, `unknown role "b"`},
 		{"bad log level", map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml", "PRETOKEN_LOG_LEVEL": "loud"}, "PRETOKEN_LOG_LEVEL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := setup(zerolog.Nop(), envOf(tt.env))
+			_, err := setup(context.Background(), zerolog.Nop(), envOf(tt.env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("setup = %v, want an error with %q", err, tt.want)
 			}
@@ -43,7 +52,7 @@ func TestSetupErrors(t *testing.T) {
 
 func TestSetupServesPolicyFile(t *testing.T) {
 	var logs bytes.Buffer
-	h, err := setup(zerolog.New(&logs), envOf(map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml", "PRETOKEN_LOG_LEVEL": "warn"}))
+	h, err := setup(context.Background(), zerolog.New(&logs), envOf(map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml", "PRETOKEN_LOG_LEVEL": "warn"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,5 +81,25 @@ func TestSetupServesPolicyFile(t *testing.T) {
 	}
 	if logs.Len() != 0 {
 		t.Errorf("PRETOKEN_LOG_LEVEL=warn still logged info lines:\n%s", logs.String())
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	c, err := loadConfig(envOf(map[string]string{"PRETOKEN_TABLE": "policies", "PRETOKEN_REFRESH_INTERVAL": "2s",
+		"PRETOKEN_MAX_STALENESS": "1h", "PRETOKEN_FAILURE_MODE": "open", "PRETOKEN_USER_ASSIGNMENTS": "true", "PRETOKEN_LOG_LEVEL": "debug"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{table: "policies", refresh: 2 * time.Second, maxStale: time.Hour, mode: trigger.FailOpen, assignments: true, level: zerolog.DebugLevel}
+	if c != want {
+		t.Errorf("config = %+v, want %+v", c, want)
+	}
+	c, err = loadConfig(envOf(map[string]string{"PRETOKEN_TABLE": "policies"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = config{table: "policies", refresh: 10 * time.Second, maxStale: 15 * time.Minute, mode: trigger.FailClosed, level: zerolog.InfoLevel}
+	if c != want {
+		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
 }

@@ -1,0 +1,251 @@
+// Package lambdatest runs a Lambda binary under the AWS Lambda runtime
+// interface emulator (aws-lambda-rie) for end-to-end tests, and puts a
+// counting, switchable proxy in front of DynamoDB Local.
+package lambdatest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pretoken/pretoken/internal/dynamotest"
+)
+
+// RIEVar names the variable that holds the path of aws-lambda-rie.
+const RIEVar = "PRETOKEN_TEST_RIE"
+
+// RIE returns the emulator's path, or skips the test (fails it when
+// make test requires services).
+func RIE(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv(RIEVar)
+	if p == "" {
+		if os.Getenv(dynamotest.RequireVar) != "" {
+			t.Fatalf("%s is not set but %s is", RIEVar, dynamotest.RequireVar)
+		}
+		t.Skipf("needs aws-lambda-rie: run `make test`, which installs it and sets %s", RIEVar)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("aws-lambda-rie: %v (run make tools)", err)
+	}
+	return p
+}
+
+var (
+	buildOnce sync.Once
+	built     string
+	buildErr  error
+)
+
+// Build compiles the package in dir (relative to the test) once per test
+// binary, for this machine, and returns the binary's path.
+func Build(t testing.TB, dir string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		out, err := os.MkdirTemp("", "pretoken-bootstrap-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		built = filepath.Join(out, "bootstrap")
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", built, ".")
+		cmd.Dir = dir
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, msg)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return built
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Function is a Lambda function running under the emulator.
+type Function struct {
+	URL     string
+	Started time.Time
+	logs    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Logs returns what the function and the emulator printed so far.
+func (f *Function) Logs() string { return f.logs.String() }
+
+// Start runs binary under the emulator with env added to this process's
+// environment, and stops it (the whole process group) when the test ends.
+func Start(t testing.TB, binary string, env map[string]string) *Function {
+	t.Helper()
+	rie := RIE(t)
+	port, apiPort := FreePort(t), FreePort(t)
+	cmd := exec.Command(rie,
+		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		binary)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	f := &Function{URL: fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", port), logs: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = f.logs, f.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	f.Started = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start aws-lambda-rie: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("function output:\n%s", f.Logs())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aws-lambda-rie did not listen within 10s:\n%s", f.Logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Answer is a function's answer: a response, or the error the Lambda
+// runtime reports (which the emulator returns with HTTP 200).
+type Answer struct {
+	Body         []byte
+	ErrorMessage string
+}
+
+// Invoke sends payload to the function.
+func (f *Function) Invoke(t testing.TB, payload []byte) Answer {
+	t.Helper()
+	resp, err := http.Post(f.URL, "application/json", bytes.NewReader(payload))
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("invoke: HTTP %d: %s", resp.StatusCode, body)
+	}
+	var e struct {
+		ErrorMessage *string `json:"errorMessage"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.ErrorMessage != nil {
+		return Answer{ErrorMessage: *e.ErrorMessage}
+	}
+	return Answer{Body: body}
+}
+
+// Proxy forwards HTTP to a backend (DynamoDB Local), counts requests by
+// X-Amz-Target operation, and can be switched off: then it drops every
+// connection, as an unreachable endpoint would.
+type Proxy struct {
+	URL    string
+	down   atomic.Bool
+	delay  atomic.Int64
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// NewProxy starts a proxy to backend; it stops when the test ends.
+func NewProxy(t testing.TB, backend string) *Proxy {
+	t.Helper()
+	u, err := url.Parse(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{counts: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.down.Load() {
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if d := time.Duration(p.delay.Load()); d > 0 {
+			time.Sleep(d)
+		}
+		op := r.Header.Get("X-Amz-Target")
+		p.mu.Lock()
+		p.counts[strings.TrimPrefix(op, "DynamoDB_20120810.")]++
+		p.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	p.URL = "http://" + l.Addr().String()
+	return p
+}
+
+// SetDown switches the proxy off (true) or on.
+func (p *Proxy) SetDown(down bool) { p.down.Store(down) }
+
+// SetDelay makes every forwarded request wait d first.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// Counts returns the requests forwarded so far, by operation, and resets them.
+func (p *Proxy) Counts() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.counts
+	p.counts = map[string]int{}
+	return c
+}
