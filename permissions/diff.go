@@ -42,8 +42,15 @@ func Diff(old, new *Policy) []Change {
 	}
 	out = append(out, diffMap("machine", old.Machines, new.Machines, func(a, b []string) []string { return listDetails("roles", a, b) })...)
 	out = append(out, diffMap("client", old.Clients, new.Clients, diffClient)...)
-	if old.Limits != new.Limits {
-		out = append(out, Change{Op: "~", Kind: "limits", Details: []string{fmt.Sprintf("%+v -> %+v", old.Limits, new.Limits)}})
+	var d []string
+	if a, b := old.Limits.MaxTokenBytes, new.Limits.MaxTokenBytes; a != b {
+		d = append(d, fmt.Sprintf("maxTokenBytes %d -> %d", a, b))
+	}
+	if a, b := old.Limits.OnOverflow, new.Limits.OnOverflow; a != b {
+		d = append(d, fmt.Sprintf("onOverflow %q -> %q", a, b))
+	}
+	if len(d) > 0 {
+		out = append(out, Change{Op: "~", Kind: "limits", Details: d})
 	}
 	return out
 }

@@ -1,5 +1,6 @@
 // Command pretoken is the admin CLI for pretoken policies: validate a policy
-// file, run the trigger on an event, and preview what a user's tokens get.
+// file, run the trigger on an event, preview what a user's tokens get, and
+// manage the DynamoDB table (migrate, apply).
 //
 // Errors are one clear line per problem on stderr and a non-zero exit.
 package main
@@ -18,6 +19,8 @@ type cli struct {
 	Validate validateCmd `cmd:"" help:"Check a policy file; list every problem with its line."`
 	Simulate simulateCmd `cmd:"" help:"Run the trigger on event files and print each response event as the Lambda returns it."`
 	Explain  explainCmd  `cmd:"" help:"Preview what a user's (or machine client's) tokens get from a policy."`
+	Migrate  migrateCmd  `cmd:"" help:"Create or update the DynamoDB table (pretoken migrate [status])."`
+	Apply    applyCmd    `cmd:"" help:"Validate a policy file, then make the table's policy equal to it."`
 }
 
 // env is what commands write to.

@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,8 +63,9 @@ const (
 
 // Errors.
 var (
-	// ErrConflict: the stored policy changed since it was read.
-	ErrConflict = errors.New("the stored policy changed while applying; nothing was applied; plan and apply again")
+	// ErrConflict: the stored policy is not the version the change was made
+	// against; nothing was written.
+	ErrConflict = errors.New("conflict: the stored policy changed; nothing was applied")
 	// ErrNotInitialized: the table has no version item; run the migrations.
 	ErrNotInitialized = errors.New("the table has no policy version item; run pretoken migrate")
 )
@@ -127,6 +129,10 @@ func (s *Store) readVersion(ctx context.Context) (versionItem, error) {
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(metaPK, versionSK), ConsistentRead: aws.Bool(true)})
+	var notFound *types.ResourceNotFoundException
+	if errors.As(err, &notFound) {
+		return versionItem{}, fmt.Errorf("table %s does not exist; create it with pretoken migrate: %w", s.table, err)
+	}
 	if err != nil {
 		return versionItem{}, fmt.Errorf("read policy version: %w", err)
 	}
@@ -327,4 +333,16 @@ func newGeneration(version int64) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return strconv.FormatInt(version, 10) + "-" + hex.EncodeToString(b)
+}
+
+// NewClient returns a DynamoDB client for cfg. When the endpoint is
+// overridden (AWS_ENDPOINT_URL_DYNAMODB, as for DynamoDB Local, whose error
+// responses carry no checksum) response checksum validation is off, to spare
+// the logs a warning per failed request.
+func NewClient(cfg aws.Config) *dynamodb.Client {
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || os.Getenv("AWS_ENDPOINT_URL") != "" {
+			o.DisableValidateResponseChecksum = true
+		}
+	})
 }

@@ -46,7 +46,7 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	}
 	res := ApplyResult{OldVersion: strconv.FormatInt(cur.Version, 10)}
 	if opts.ExpectVersion != "" && opts.ExpectVersion != res.OldVersion {
-		return res, fmt.Errorf("%w (expected version %s, stored version %s)", ErrConflict, opts.ExpectVersion, res.OldVersion)
+		return res, fmt.Errorf("%w (it is at version %s, not the expected %s)", ErrConflict, res.OldVersion, opts.ExpectVersion)
 	}
 	items, err := s.queryGeneration(ctx, cur.Generation)
 	if err != nil {
@@ -124,7 +124,7 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem) error {
 		},
 	}}})
 	if isConditionFailure(err) {
-		return ErrConflict
+		return fmt.Errorf("%w (another apply switched it from version %d first)", ErrConflict, cur.Version)
 	}
 	if err != nil {
 		return fmt.Errorf("switch to the new policy version: %w", err)
