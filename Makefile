@@ -35,7 +35,7 @@ demo: $(BIN)/pretoken ## Run the trigger on every example event with the example
 	@$(BIN)/pretoken simulate --summary --policy examples/policy.yaml $(addprefix --event ,$(sort $(wildcard examples/events/*.json)))
 
 lint: ## gofmt and go vet.
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './tools/*' -not -path './.git/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 

@@ -28,7 +28,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/rs/zerolog"
 
 	"github.com/pretoken/pretoken/permissions"
@@ -137,7 +136,7 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.table)
+	store := dynamo.New(dynamo.NewClient(awsCfg), c.table)
 	cache := permissions.NewCache(store, permissions.CacheConfig{RefreshInterval: c.refresh, MaxStaleness: c.maxStale})
 	if c.assignments {
 		opts = append(opts, trigger.WithAssignments(store))
