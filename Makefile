@@ -13,7 +13,7 @@ PKGS      := ./...
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 TOOLS     := tools/node_modules/.package-lock.json tools/bin/aws-lambda-rie
 
-.PHONY: help build demo test unit lint bench fuzz tools clean
+.PHONY: help build demo demo-dynamo test unit lint bench fuzz tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ demo: $(BIN)/pretoken ## Run the trigger on every example event with the example
 	@$(BIN)/pretoken validate -f examples/policy.yaml
 	@echo
 	@$(BIN)/pretoken simulate --summary --policy examples/policy.yaml $(addprefix --event ,$(sort $(wildcard examples/events/*.json)))
+
+demo-dynamo: $(BIN)/pretoken $(TOOLS) ## The full path: DynamoDB Local, migrate, apply the example policy, the Lambda under aws-lambda-rie, the example events.
+	@scripts/with-services.sh scripts/demo-dynamo.sh
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './tools/*' -not -path './.git/*')); \
@@ -56,8 +59,8 @@ test: lint $(TOOLS) ## Lint; every test with the race detector against DynamoDB 
 unit: ## Only the tests that need no server (the others skip, saying why).
 	$(GO) test -race -count=1 $(PKGS)
 
-bench: ## Run the benchmarks.
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+bench: $(TOOLS) ## Run the benchmarks (the DynamoDB ones against DynamoDB Local).
+	PRETOKEN_REQUIRE_SERVICES=1 scripts/with-services.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	@for pkg in $$($(GO) list $(PKGS)); do \

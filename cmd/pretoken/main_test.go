@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
+	"github.com/pretoken/pretoken/internal/lambdatest"
 	"github.com/pretoken/pretoken/permissions"
 	"github.com/pretoken/pretoken/trigger"
 )
@@ -225,5 +226,32 @@ func TestUsage(t *testing.T) {
 	code, _, errOut = runCLI(t, "validate")
 	if code != 1 || !strings.Contains(errOut, "missing flags: --file") {
 		t.Errorf("missing flag: code %d, stderr %q", code, errOut)
+	}
+}
+
+// TestSimulateURL sends the example events to the trigger binary running
+// under aws-lambda-rie and expects what the in-process handler answers.
+func TestSimulateURL(t *testing.T) {
+	fn := lambdatest.Start(t, lambdatest.Build(t, "../trigger"), map[string]string{"PRETOKEN_POLICY_FILE": examplePolicy, "PRETOKEN_TABLE": ""})
+	events, _ := filepath.Glob(filepath.Join(exampleEvents, "*.json"))
+	args := func(target ...string) []string {
+		a := append([]string{"simulate"}, target...)
+		for _, ev := range events {
+			a = append(a, "--event", ev)
+		}
+		return a
+	}
+	_, want, _ := runCLI(t, args("--policy", examplePolicy)...)
+	code, got, errOut := runCLI(t, args("--url", fn.URL)...)
+	if code != 0 || errOut != "" {
+		t.Fatalf("code %d, stderr %q", code, errOut)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-in process +through the Lambda):\n%s", diff)
+	}
+	bad := writeFile(t, "bad.json", `{"version": "2", "request": []}`)
+	code, _, errOut = runCLI(t, "simulate", "--url", fn.URL, "--event", bad)
+	if code != 1 || !strings.Contains(errOut, "malformed event: json: cannot unmarshal array") {
+		t.Errorf("malformed through the Lambda: code %d, %q", code, errOut)
 	}
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -51,26 +54,66 @@ func loadPolicy(path string) (*permissions.Snapshot, error) {
 }
 
 type simulateCmd struct {
-	Policy  string   `required:"" placeholder:"FILE" help:"Policy file (YAML)."`
+	Policy  string   `xor:"target" required:"" placeholder:"FILE" help:"Policy file (YAML): run the handler in this process."`
+	URL     string   `xor:"target" required:"" placeholder:"URL" help:"Instead of --policy, send the events to a running function's invoke URL (aws-lambda-rie's)."`
 	Event   []string `required:"" placeholder:"FILE" help:"Event JSON file; repeat for several."`
 	Summary bool     `help:"Print what each token gets, readably, instead of the response JSON."`
 }
 
-func (c *simulateCmd) Run(e *env) error {
+// invoker answers one raw event.
+type invoker func(payload []byte) ([]byte, error)
+
+func (c *simulateCmd) invoker() (invoker, error) {
+	if c.URL != "" {
+		return func(payload []byte) ([]byte, error) { return invokeURL(c.URL, payload) }, nil
+	}
 	snap, err := loadPolicy(c.Policy)
+	if err != nil {
+		return nil, err
+	}
+	h := trigger.New(trigger.Static{S: snap}, zerolog.Nop())
+	return func(payload []byte) ([]byte, error) { return h.Invoke(context.Background(), payload) }, nil
+}
+
+// invokeURL posts payload to a Lambda invoke URL. A function error comes
+// back with HTTP 200 and an errorMessage.
+func invokeURL(url string, payload []byte) ([]byte, error) {
+	resp, err := http.Post(url, "application/json", bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	var fe struct {
+		ErrorMessage *string `json:"errorMessage"`
+	}
+	if json.Unmarshal(body, &fe) == nil && fe.ErrorMessage != nil {
+		return nil, errors.New(*fe.ErrorMessage)
+	}
+	return body, nil
+}
+
+func (c *simulateCmd) Run(e *env) error {
+	invoke, err := c.invoker()
 	if err != nil {
 		return err
 	}
-	h := trigger.New(trigger.Static{S: snap}, zerolog.Nop())
 	for i, path := range c.Event {
 		payload, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("read event: %w", err)
 		}
-		out, err := h.Invoke(context.Background(), payload)
-		if errors.Is(err, trigger.ErrMalformed) {
-			_, derr := trigger.DecodeEvent(payload)
-			return fmt.Errorf("%s: malformed event: %v", path, derr)
+		out, err := invoke(payload)
+		if err != nil && err.Error() == trigger.ErrMalformed.Error() {
+			if _, derr := trigger.DecodeEvent(payload); derr != nil {
+				return fmt.Errorf("%s: malformed event: %v", path, derr)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: the trigger answered with an error: %v", path, err)
