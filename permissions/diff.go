@@ -10,13 +10,13 @@ import (
 // Change is one difference between two policies.
 type Change struct {
 	// Op is "+" (added), "-" (removed) or "~" (changed).
-	Op string
+	Op string `json:"op"`
 	// Kind is what changed: role, group, defaults, machine, client, limits.
-	Kind string
+	Kind string `json:"kind"`
 	// Name is the role, group, machine or client; empty for defaults and limits.
-	Name string
+	Name string `json:"name,omitempty"`
 	// Details say what changed inside, for "~".
-	Details []string
+	Details []string `json:"details,omitempty"`
 }
 
 func (c Change) String() string {

@@ -210,3 +210,24 @@ func LoadFile(path string) (*Snapshot, error) {
 	}
 	return Compile(p, Version(data))
 }
+
+// MarshalFile writes p as a policy file: keys sorted, empty values left
+// out, so the same policy always gives the same bytes. header, if not
+// empty, becomes a comment line at the top.
+func MarshalFile(p *Policy, header string) ([]byte, error) {
+	var buf bytes.Buffer
+	if header != "" {
+		for _, line := range strings.Split(header, "\n") {
+			buf.WriteString("# " + line + "\n")
+		}
+	}
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(p); err != nil {
+		return nil, fmt.Errorf("encode policy: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode policy: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -397,3 +397,17 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 	}
 	return c
 }
+
+// Expand returns the roles (inherited ones included) and the permissions
+// that roles hold, sorted; roles the policy lacks are ignored. Defaults
+// and groups play no part.
+func (s *Snapshot) Expand(roles []string) (allRoles, perms []string) {
+	var g grant
+	for _, r := range roles {
+		if id, ok := s.roleIDs[r]; ok {
+			g.roles = merge(g.roles, s.roles[id].roles)
+			g.perms = merge(g.perms, s.roles[id].perms)
+		}
+	}
+	return names(s.roleNames, g.roles), names(s.permNames, g.perms)
+}

@@ -212,7 +212,7 @@ func TestCognitoLocalRealTokens(t *testing.T) {
 	if sub == "" {
 		t.Fatal("user has no sub")
 	}
-	if err := store.SetUserRoles(ctx, sub, []string{"refunder"}); err != nil {
+	if _, err := store.Assign(ctx, sub, []string{"refunder"}, "e2e-test"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -236,7 +236,7 @@ func TestCognitoLocalRealTokens(t *testing.T) {
 	}
 
 	// Take the assignment away: the next refresh no longer carries it.
-	if err := store.SetUserRoles(ctx, sub, nil); err != nil {
+	if _, err := store.Unassign(ctx, sub, []string{"refunder"}, "e2e-test"); err != nil {
 		t.Fatal(err)
 	}
 	refreshed := idp(t, base, "InitiateAuth", map[string]any{"AuthFlow": "REFRESH_TOKEN_AUTH", "ClientId": clientID,

@@ -302,7 +302,7 @@ func TestLambdaUserAssignments(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := ev.Request.UserAttributes["sub"]
-	if err := store.SetUserRoles(ctx, sub, []string{"refunder"}); err != nil {
+	if _, err := store.Assign(ctx, sub, []string{"refunder"}, "e2e-test"); err != nil {
 		t.Fatal(err)
 	}
 	proxy := lambdatest.NewProxy(t, dynamotest.Endpoint(t))

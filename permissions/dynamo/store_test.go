@@ -337,26 +337,6 @@ func TestLargePolicyNeverSeenHalfApplied(t *testing.T) {
 	t.Logf("%d loads during 4 applies of %d-role policies", loads, len(a.Roles))
 }
 
-func TestUserRoles(t *testing.T) {
-	s, _, _ := newStore(t)
-	ctx := context.Background()
-	if roles, err := s.UserRoles(ctx, "nobody"); err != nil || roles != nil {
-		t.Errorf("unassigned user: %v, %v", roles, err)
-	}
-	if err := s.SetUserRoles(ctx, "u1", []string{"admin", "viewer"}); err != nil {
-		t.Fatal(err)
-	}
-	if roles, err := s.UserRoles(ctx, "u1"); err != nil || cmp.Diff([]string{"admin", "viewer"}, roles) != "" {
-		t.Errorf("assigned user: %v, %v", roles, err)
-	}
-	if err := s.SetUserRoles(ctx, "u1", nil); err != nil {
-		t.Fatal(err)
-	}
-	if roles, err := s.UserRoles(ctx, "u1"); err != nil || roles != nil {
-		t.Errorf("after removal: %v, %v", roles, err)
-	}
-}
-
 func TestNotMigrated(t *testing.T) {
 	client := dynamotest.Client(t)
 	s := dynamo.New(client, dynamotest.NewName("pretoken-missing"))

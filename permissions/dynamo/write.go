@@ -29,6 +29,10 @@ type ApplyResult struct {
 type ApplyOptions struct {
 	// ExpectVersion, when set, refuses to apply over any other stored version.
 	ExpectVersion string
+	// Actor is who applies, for the audit record.
+	Actor string
+	// DryRun stops after working out the changes: nothing is written.
+	DryRun bool
 }
 
 // Apply makes the stored policy equal p. p is validated first; an invalid
@@ -60,7 +64,7 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 		return res, fmt.Errorf("stored policy version %d: %w", cur.Version, err)
 	}
 	res.Changes = permissions.Diff(old, p)
-	if len(res.Changes) == 0 {
+	if len(res.Changes) == 0 || opts.DryRun {
 		res.NewVersion = res.OldVersion
 		return res, nil
 	}
@@ -79,7 +83,12 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if err := s.batchWrite(ctx, puts(newItems)); err != nil {
 		return res, errors.Join(err, s.dropGeneration(context.WithoutCancel(ctx), gen))
 	}
-	if err := s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}); err != nil {
+	audit := AuditRecord{Time: time.Now(), Actor: opts.Actor, Action: "apply", Target: "policy",
+		OldVersion: res.OldVersion, NewVersion: strconv.FormatInt(next, 10)}
+	for _, c := range res.Changes {
+		audit.Changes = append(audit.Changes, c.String())
+	}
+	if err := s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}, audit); err != nil {
 		return res, errors.Join(err, s.dropGeneration(context.WithoutCancel(ctx), gen))
 	}
 	res.NewVersion, res.Applied = strconv.FormatInt(next, 10), true
@@ -99,8 +108,9 @@ func (s *Store) putMarker(ctx context.Context, gen string) error {
 	return nil
 }
 
-// flip points the version item at the new generation if it still holds cur.
-func (s *Store) flip(ctx context.Context, cur, next versionItem) error {
+// flip points the version item at the new generation if it still holds
+// cur, and writes the audit record in the same transaction.
+func (s *Store) flip(ctx context.Context, cur, next versionItem, audit AuditRecord) error {
 	next.UpdatedAt = time.Now().UTC().Format(time.RFC3339Nano)
 	item, err := attributevalue.MarshalMap(next)
 	if err != nil {
@@ -109,9 +119,13 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem) error {
 	for k, v := range key(metaPK, versionSK) {
 		item[k] = v
 	}
+	auditPut, err := s.auditPut(audit)
+	if err != nil {
+		return err
+	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{
+	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{auditPut, {
 		Put: &types.Put{
 			TableName:                &s.table,
 			Item:                     item,
@@ -123,7 +137,7 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem) error {
 			},
 		},
 	}}})
-	if isConditionFailure(err) {
+	if isConditionFailure(err) || isTransactionConflict(err) {
 		return fmt.Errorf("%w (another apply switched it from version %d first)", ErrConflict, cur.Version)
 	}
 	if err != nil {
@@ -252,47 +266,4 @@ func (s *Store) queryKeys(ctx context.Context, pk, prefix string) ([]map[string]
 		keys = append(keys, page.Items...)
 	}
 	return keys, nil
-}
-
-type userItem struct {
-	Roles []string `dynamodbav:"roles"`
-}
-
-// UserRoles returns the roles assigned directly to the user with sub.
-func (s *Store) UserRoles(ctx context.Context, sub string) ([]string, error) {
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(userPK+sub, userRoleSK)})
-	if err != nil {
-		return nil, fmt.Errorf("read user roles: %w", err)
-	}
-	if out.Item == nil {
-		return nil, nil
-	}
-	var u userItem
-	if err := attributevalue.UnmarshalMap(out.Item, &u); err != nil {
-		return nil, fmt.Errorf("read user roles: %w", err)
-	}
-	return u.Roles, nil
-}
-
-// SetUserRoles replaces the roles assigned directly to the user with sub.
-// No roles removes the assignment.
-func (s *Store) SetUserRoles(ctx context.Context, sub string, roles []string) error {
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	if len(roles) == 0 {
-		_, err := s.api.BatchWriteItem(cctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{
-			s.table: {{DeleteRequest: &types.DeleteRequest{Key: key(userPK+sub, userRoleSK)}}}}})
-		return err
-	}
-	item, err := attributevalue.MarshalMap(userItem{Roles: roles})
-	if err != nil {
-		return err
-	}
-	for k, v := range key(userPK+sub, userRoleSK) {
-		item[k] = v
-	}
-	_, err = s.api.PutItem(cctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item})
-	return err
 }
