@@ -1,6 +1,7 @@
 // Command pretoken is the admin CLI for pretoken policies: validate a policy
 // file, run the trigger on an event, preview what a user's tokens get, and
-// manage the DynamoDB table (migrate, apply).
+// manage the DynamoDB table (migrate, plan, apply, export, history, user
+// assignments).
 //
 // Errors are one clear line per problem on stderr and a non-zero exit.
 package main
@@ -20,7 +21,13 @@ type cli struct {
 	Simulate simulateCmd `cmd:"" help:"Run the trigger on event files and print each response event as the Lambda returns it."`
 	Explain  explainCmd  `cmd:"" help:"Preview what a user's (or machine client's) tokens get from a policy."`
 	Migrate  migrateCmd  `cmd:"" help:"Create or update the DynamoDB table (pretoken migrate [status])."`
-	Apply    applyCmd    `cmd:"" help:"Validate a policy file, then make the table's policy equal to it."`
+	Plan     planCmd     `cmd:"" help:"Compare a policy file with the table; exit 0 no changes, 2 changes, 1 error."`
+	Apply    applyCmd    `cmd:"" help:"Validate a policy file, print the plan, then make the table's policy equal to it."`
+	Export   exportCmd   `cmd:"" help:"Write the table's policy as a policy file."`
+	History  historyCmd  `cmd:"" help:"List the audit trail of changes, newest first."`
+	Assign   assignCmd   `cmd:"" help:"Assign roles to one user directly (needs PRETOKEN_USER_ASSIGNMENTS=true in the function)."`
+	Unassign unassignCmd `cmd:"" help:"Take directly assigned roles from one user."`
+	User     userCmd     `cmd:"" help:"Show one user's directly assigned roles and the permissions they expand to."`
 }
 
 // env is what commands write to.

@@ -136,7 +136,9 @@ func (c *simulateCmd) Run(e *env) error {
 }
 
 type explainCmd struct {
-	Policy            string            `required:"" placeholder:"FILE" help:"Policy file (YAML)."`
+	Policy            string            `xor:"source" required:"" placeholder:"FILE" help:"Policy file (YAML) to explain."`
+	Table             string            `xor:"source" required:"" placeholder:"NAME" help:"Instead of --policy, explain the live policy in this DynamoDB table."`
+	User              string            `placeholder:"SUB" help:"With --table: include the roles assigned to this user (by sub)."`
 	Client            string            `required:"" placeholder:"ID" help:"App client id the tokens are issued to."`
 	Group             []string          `placeholder:"G" help:"A Cognito group of the user; repeat for several."`
 	Attr              map[string]string `placeholder:"K=V" help:"A user attribute, for attribute: claims; repeat for several."`
@@ -148,28 +150,61 @@ func (c *explainCmd) Run(e *env) error {
 	if c.ClientCredentials && c.Version != "3" {
 		return errors.New("--client-credentials needs --version 3: only V3_0 events fire for client credentials")
 	}
-	snap, err := loadPolicy(c.Policy)
-	if err != nil {
-		return err
+	if c.User != "" && c.Table == "" {
+		return errors.New("--user needs --table: assignments live in the table")
+	}
+	ctx := context.Background()
+	var snap *permissions.Snapshot
+	var opts []trigger.Option
+	var assigned []string
+	if c.Table != "" {
+		s, err := tableFlag{Table: c.Table}.store(ctx)
+		if err != nil {
+			return err
+		}
+		if snap, err = loadTable(ctx, s); err != nil {
+			return err
+		}
+		if c.User != "" {
+			if assigned, err = s.UserRoles(ctx, c.User); err != nil {
+				return err
+			}
+			opts = append(opts, trigger.WithAssignments(s))
+		}
+	} else {
+		var err error
+		if snap, err = loadPolicy(c.Policy); err != nil {
+			return err
+		}
 	}
 	ev := &trigger.Event{
 		Version:       trigger.Version(c.Version),
 		TriggerSource: "TokenGeneration_HostedAuth",
 		CallerContext: trigger.CallerContext{ClientID: c.Client},
 	}
+	attrs := c.Attr
+	if c.User != "" {
+		attrs = map[string]string{"sub": c.User}
+		for k, v := range c.Attr {
+			attrs[k] = v
+		}
+	}
 	if c.ClientCredentials {
 		ev.TriggerSource = trigger.ClientCredentials
 	} else {
 		ev.UserName = "explain"
-		ev.Request.UserAttributes = c.Attr
+		ev.Request.UserAttributes = attrs
 		ev.Request.GroupConfiguration.GroupsToOverride = c.Group
 	}
-	reply, err := trigger.New(trigger.Static{S: snap}, zerolog.Nop()).Handle(context.Background(), ev)
+	reply, err := trigger.New(trigger.Static{S: snap}, zerolog.Nop(), opts...).Handle(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("the trigger answered with an error: %v", err)
 	}
-	res := snap.Resolve(permissions.Subject{ClientID: c.Client, Machine: c.ClientCredentials, Groups: c.Group, Attributes: c.Attr})
+	res := snap.Resolve(permissions.Subject{ClientID: c.Client, Machine: c.ClientCredentials, Groups: c.Group, Roles: assigned, Attributes: attrs})
 	fmt.Fprintf(e.stdout, "policy %s, client profile %q\n", snap.Version(), res.Profile)
+	if c.User != "" {
+		fmt.Fprintf(e.stdout, "assigned:     %s\n", list(assigned))
+	}
 	fmt.Fprintf(e.stdout, "roles:        %s\n", list(res.Roles))
 	fmt.Fprintf(e.stdout, "permissions:  %s\n", list(res.Permissions))
 	summarize(e.stdout, reply)

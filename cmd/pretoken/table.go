@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/pretoken/pretoken/migrations"
-	"github.com/pretoken/pretoken/permissions"
 	"github.com/pretoken/pretoken/permissions/dynamo"
 )
 
@@ -20,13 +20,21 @@ type tableFlag struct {
 	Table string `env:"PRETOKEN_TABLE" required:"" placeholder:"NAME" help:"DynamoDB table holding the policy (or set PRETOKEN_TABLE)."`
 }
 
-func (f tableFlag) client(ctx context.Context) (*dynamodb.Client, error) {
+func (f tableFlag) config(ctx context.Context) (aws.Config, error) {
 	if f.Table == "" {
-		return nil, errors.New("name the table with --table or PRETOKEN_TABLE")
+		return aws.Config{}, errors.New("name the table with --table or PRETOKEN_TABLE")
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func (f tableFlag) client(ctx context.Context) (*dynamodb.Client, error) {
+	cfg, err := f.config(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return dynamo.NewClient(cfg), nil
 }
@@ -86,42 +94,5 @@ func (c *migrateStatusCmd) Run(e *env) error {
 		}
 		fmt.Fprintf(e.stdout, "%s  %-28s %s\n", s.ID, state, s.Description)
 	}
-	return nil
-}
-
-type applyCmd struct {
-	tableFlag
-	File          string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML) to make the table equal to."`
-	ExpectVersion string `placeholder:"V" help:"Refuse to apply unless the stored policy is at version V."`
-}
-
-func (c *applyCmd) Run(e *env) error {
-	p, err := permissions.ReadFile(c.File)
-	var ferr *permissions.FileError
-	if errors.As(err, &ferr) {
-		fmt.Fprintln(e.stderr, ferr.Error())
-		fmt.Fprintf(e.stderr, "%s: %d problem(s); nothing was applied\n", c.File, len(ferr.Problems))
-		return exitCode(1)
-	}
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	s, err := c.store(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := s.Apply(ctx, p, dynamo.ApplyOptions{ExpectVersion: c.ExpectVersion})
-	if err != nil {
-		return err
-	}
-	if !res.Applied {
-		fmt.Fprintf(e.stdout, "no changes: table %s already holds this policy (version %s)\n", c.Table, res.OldVersion)
-		return nil
-	}
-	for _, ch := range res.Changes {
-		fmt.Fprintln(e.stdout, ch)
-	}
-	fmt.Fprintf(e.stdout, "applied: table %s policy version %s -> %s (%d changes)\n", c.Table, res.OldVersion, res.NewVersion, len(res.Changes))
 	return nil
 }

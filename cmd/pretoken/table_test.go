@@ -55,7 +55,8 @@ func TestApplyCommand(t *testing.T) {
 	}
 
 	code, out, errOut := runCLI(t, "apply", "--table", table, "-f", examplePolicy)
-	if code != 0 || errOut != "" || !strings.Contains(out, "+ role viewer\n") || !strings.HasSuffix(out, "policy version 0 -> 1 (14 changes)\n") {
+	if code != 0 || errOut != "" || !strings.Contains(out, "+ role viewer\n") || !strings.Contains(out, "plan: 14 change(s) to table "+table+" at version 0\n") ||
+		!strings.HasSuffix(out, "applied: table "+table+" policy version 0 -> 1\n") {
 		t.Fatalf("first apply: code %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
 	}
 	code, out, _ = runCLI(t, "apply", "--table", table, "-f", examplePolicy)

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/permissions/dynamo"
+)
+
+// actorFlag names who makes a change, for the audit trail.
+type actorFlag struct {
+	Actor string `env:"PRETOKEN_ACTOR" placeholder:"WHO" help:"Who makes the change, for the audit trail (default: the AWS caller identity's ARN, else $USER)."`
+}
+
+// resolve returns the actor: the flag, else the AWS caller's ARN, else $USER.
+func (a actorFlag) resolve(ctx context.Context, t tableFlag) string {
+	if a.Actor != "" {
+		return a.Actor
+	}
+	if cfg, err := t.config(ctx); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if out, err := sts.NewFromConfig(cfg).GetCallerIdentity(cctx, &sts.GetCallerIdentityInput{}); err == nil && out.Arn != nil {
+			return *out.Arn
+		}
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
+}
+
+// readPolicyFile parses a policy file; on problems it prints every one and
+// returns exitCode(1).
+func readPolicyFile(e *env, path, after string) (*permissions.Policy, error) {
+	p, err := permissions.ReadFile(path)
+	var ferr *permissions.FileError
+	if errors.As(err, &ferr) {
+		fmt.Fprintln(e.stderr, ferr.Error())
+		fmt.Fprintf(e.stderr, "%s: %d problem(s)%s\n", path, len(ferr.Problems), after)
+		return nil, exitCode(1)
+	}
+	return p, err
+}
+
+type planJSON struct {
+	Table   string               `json:"table"`
+	Version string               `json:"version"`
+	Changes []permissions.Change `json:"changes"`
+}
+
+func printPlan(w io.Writer, table, version string, changes []permissions.Change, asJSON bool) error {
+	if asJSON {
+		if changes == nil {
+			changes = []permissions.Change{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(planJSON{Table: table, Version: version, Changes: changes})
+	}
+	if len(changes) == 0 {
+		fmt.Fprintf(w, "no changes: table %s (version %s) already holds this policy\n", table, version)
+		return nil
+	}
+	for _, c := range changes {
+		fmt.Fprintln(w, c)
+	}
+	fmt.Fprintf(w, "plan: %d change(s) to table %s at version %s\n", len(changes), table, version)
+	return nil
+}
+
+type planCmd struct {
+	tableFlag
+	File string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML) to compare with the table."`
+	JSON bool   `name:"json" help:"Print the plan as JSON."`
+}
+
+// Run exits 0 with no changes, 2 with changes, 1 on error, like
+// terraform plan -detailed-exitcode.
+func (c *planCmd) Run(e *env) error {
+	p, err := readPolicyFile(e, c.File, "")
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	s, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := s.Apply(ctx, p, dynamo.ApplyOptions{DryRun: true})
+	if err != nil {
+		return err
+	}
+	if err := printPlan(e.stdout, c.Table, res.OldVersion, res.Changes, c.JSON); err != nil {
+		return err
+	}
+	if len(res.Changes) > 0 {
+		return exitCode(2)
+	}
+	return nil
+}
+
+type applyCmd struct {
+	tableFlag
+	actorFlag
+	File          string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML) to make the table equal to."`
+	ExpectVersion string `placeholder:"V" help:"Refuse to apply unless the stored policy is at version V (plan at V, apply at V)."`
+	DryRun        bool   `help:"Print the plan and stop."`
+}
+
+func (c *applyCmd) Run(e *env) error {
+	p, err := readPolicyFile(e, c.File, "; nothing was applied")
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	s, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	opts := dynamo.ApplyOptions{ExpectVersion: c.ExpectVersion, DryRun: c.DryRun}
+	if !c.DryRun {
+		opts.Actor = c.resolve(ctx, c.tableFlag)
+	}
+	res, err := s.Apply(ctx, p, opts)
+	if err != nil {
+		return err
+	}
+	if err := printPlan(e.stdout, c.Table, res.OldVersion, res.Changes, false); err != nil || !res.Applied {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "applied: table %s policy version %s -> %s\n", c.Table, res.OldVersion, res.NewVersion)
+	return nil
+}
+
+type exportCmd struct {
+	tableFlag
+	Output string `short:"o" placeholder:"FILE" help:"Write to FILE instead of standard output."`
+}
+
+func (c *exportCmd) Run(e *env) error {
+	ctx := context.Background()
+	s, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	p, version, err := s.Load(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := permissions.MarshalFile(p, fmt.Sprintf("pretoken policy exported from table %s at version %s", c.Table, version))
+	if err != nil {
+		return err
+	}
+	if c.Output == "" {
+		_, err = e.stdout.Write(out)
+		return err
+	}
+	return os.WriteFile(c.Output, out, 0o644)
+}
+
+type historyCmd struct {
+	tableFlag
+	Limit int    `placeholder:"N" help:"Show at most N records."`
+	Since string `placeholder:"T" help:"Only records at or after T: a time (2026-11-25 or RFC 3339) or a duration ago (24h)."`
+	JSON  bool   `name:"json" help:"Print the records as JSON."`
+}
+
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q is neither a time (2026-11-25, RFC 3339) nor a duration (24h)", s)
+}
+
+func (c *historyCmd) Run(e *env) error {
+	since, err := parseSince(c.Since, time.Now())
+	if err != nil {
+		return err
+	}
+	if c.Limit < 0 {
+		return errors.New("--limit must not be negative")
+	}
+	ctx := context.Background()
+	s, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	records, err := s.History(ctx, c.Limit, since)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if records == nil {
+			records = []dynamo.AuditRecord{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(records)
+	}
+	if len(records) == 0 {
+		fmt.Fprintln(e.stdout, "no changes recorded")
+	}
+	for _, r := range records {
+		fmt.Fprintf(e.stdout, "%s  %s  %s %s  %s -> %s\n", r.Time.UTC().Format(time.RFC3339), r.Actor, r.Action, r.Target, r.OldVersion, r.NewVersion)
+		for _, ch := range r.Changes {
+			fmt.Fprintf(e.stdout, "    %s\n", ch)
+		}
+	}
+	return nil
+}
+
+type assignCmd struct {
+	tableFlag
+	actorFlag
+	Sub   string   `arg:"" help:"The user's sub (the Cognito user id)."`
+	Roles []string `arg:"" help:"Roles to assign; each must exist in the stored policy."`
+}
+
+func (c *assignCmd) Run(e *env) error {
+	ctx := context.Background()
+	s, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := s.Assign(ctx, c.Sub, c.Roles, c.resolve(ctx, c.tableFlag))
+	if err != nil {
+		return err
+	}
+	printAssignment(e.stdout, c.Sub, res)
+	return nil
+}
+
+type unassignCmd struct {
+	tableFlag
+	actorFlag
+	Sub   string   `arg:"" help:"The user's sub (the Cognito user id)."`
+	Roles []string `arg:"" help:"Roles to take away."`
+}
+
+func (c *unassignCmd) Run(e *env) error {
+	ctx := context.Background()
+	s, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := s.Unassign(ctx, c.Sub, c.Roles, c.resolve(ctx, c.tableFlag))
+	if err != nil {
+		return err
+	}
+	printAssignment(e.stdout, c.Sub, res)
+	return nil
+}
+
+func printAssignment(w io.Writer, sub string, res dynamo.AssignResult) {
+	if !res.Changed {
+		fmt.Fprintf(w, "no change: user %s has roles [%s]\n", sub, strings.Join(res.After, " "))
+		return
+	}
+	fmt.Fprintf(w, "user %s: roles [%s] -> [%s]\n", sub, strings.Join(res.Before, " "), strings.Join(res.After, " "))
+}
+
+type userCmd struct {
+	tableFlag
+	Sub string `arg:"" help:"The user's sub (the Cognito user id)."`
+}
+
+func (c *userCmd) Run(e *env) error {
+	ctx := context.Background()
+	s, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	snap, err := loadTable(ctx, s)
+	if err != nil {
+		return err
+	}
+	direct, err := s.UserRoles(ctx, c.Sub)
+	if err != nil {
+		return err
+	}
+	roles, perms := snap.Expand(direct)
+	fmt.Fprintf(e.stdout, "user %s (policy version %s)\n", c.Sub, snap.Version())
+	fmt.Fprintf(e.stdout, "direct roles:   %s\n", list(direct))
+	fmt.Fprintf(e.stdout, "with inherited: %s\n", list(roles))
+	fmt.Fprintf(e.stdout, "permissions:    %s\n", list(perms))
+	if len(direct) > 0 {
+		fmt.Fprintln(e.stdout, "(groups and default roles add to these at sign-in; see pretoken explain --table … --user …)")
+	}
+	return nil
+}
+
+// loadTable loads and compiles the table's policy.
+func loadTable(ctx context.Context, s *dynamo.Store) (*permissions.Snapshot, error) {
+	p, version, err := s.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return permissions.Compile(p, version)
+}
