@@ -12,8 +12,13 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 TOOLS     := tools/node_modules/.package-lock.json tools/bin/aws-lambda-rie
+STAGE     ?= demo
+REGION    ?= us-east-1
+POLICY_FILE ?= examples/policy.yaml
+TEMPLATE  := .serverless/cloudformation-template-update-stack.json
+SLS       := tools/node_modules/.bin/osls
 
-.PHONY: help build demo demo-dynamo test unit lint bench fuzz tools clean
+.PHONY: help build package deploy demo demo-dynamo test unit lint bench fuzz tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -21,13 +26,15 @@ help: ## List the targets.
 $(BIN)/pretoken: $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 	$(GO) build -o $@ ./cmd/pretoken
 
-build: ## Build dist/trigger.zip: linux/arm64 bootstrap for provided.al2023 (POLICY=file bundles a policy as policy.yaml).
-	@mkdir -p $(DIST)/pkg
-	rm -f $(DIST)/pkg/* $(DIST)/trigger.zip
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/pkg/bootstrap ./cmd/trigger
-	$(if $(POLICY),cp $(POLICY) $(DIST)/pkg/policy.yaml)
-	$(GO) run ./internal/zipdir -o $(DIST)/trigger.zip $(DIST)/pkg
-	@ls -l $(DIST)/trigger.zip
+build: ## Build dist/trigger.zip (and dist/exampleapi.zip): linux/arm64 bootstrap for provided.al2023 (POLICY=file bundles a policy as policy.yaml).
+	@mkdir -p $(DIST)/trigger $(DIST)/exampleapi
+	rm -f $(DIST)/trigger/* $(DIST)/exampleapi/* $(DIST)/*.zip
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/trigger/bootstrap ./cmd/trigger
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/exampleapi/bootstrap ./cmd/exampleapi
+	$(if $(POLICY),cp $(POLICY) $(DIST)/trigger/policy.yaml)
+	$(GO) run ./internal/zipdir -o $(DIST)/trigger.zip $(DIST)/trigger
+	$(GO) run ./internal/zipdir -o $(DIST)/exampleapi.zip $(DIST)/exampleapi
+	@ls -l $(DIST)/*.zip
 
 demo: $(BIN)/pretoken ## Run the trigger on every example event with the example policy.
 	@$(BIN)/pretoken validate -f examples/policy.yaml
@@ -52,9 +59,20 @@ tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.jso
 tools/bin/aws-lambda-rie:
 	GOBIN=$(CURDIR)/tools/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
-test: lint $(TOOLS) ## Lint; every test with the race detector against DynamoDB Local and the Lambda emulator; the Lambda build; the demo.
-	PRETOKEN_REQUIRE_SERVICES=1 scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)
-	$(MAKE) --no-print-directory build demo >/dev/null
+package: build $(TOOLS) ## Package the stack offline (osls): writes the CloudFormation template; cfn-lint checks it where installed.
+	$(SLS) package --stage $(STAGE) --region $(REGION)
+	@if command -v cfn-lint >/dev/null 2>&1; then \
+	  echo "cfn-lint $(TEMPLATE)"; cfn-lint --ignore-checks W3005 -- $(TEMPLATE); \
+	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
+
+deploy: build $(BIN)/pretoken $(TOOLS) ## Deploy to AWS (needs credentials): STAGE=demo REGION=us-east-1, then migrate and apply POLICY_FILE.
+	$(SLS) deploy --stage $(STAGE) --region $(REGION)
+	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken migrate
+	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken apply -f $(POLICY_FILE)
+
+test: lint $(TOOLS) package ## Lint; package the stack; every test with the race detector against DynamoDB Local and the Lambda emulator; the demo.
+	PRETOKEN_REQUIRE_SERVICES=1 PRETOKEN_TEST_TEMPLATE=$(CURDIR)/$(TEMPLATE) scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)
+	$(MAKE) --no-print-directory demo >/dev/null
 
 unit: ## Only the tests that need no server (the others skip, saying why).
 	$(GO) test -race -count=1 $(PKGS)
@@ -70,4 +88,4 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	done
 
 clean: ## Remove build output and installed tools.
-	rm -rf $(BIN) $(DIST) tools/node_modules tools/bin
+	rm -rf $(BIN) $(DIST) .serverless tools/node_modules tools/bin
