@@ -50,6 +50,11 @@ type CacheConfig struct {
 	// MaxStaleness is how long after its last successful check a snapshot
 	// may still be served while the store fails. Default 15m.
 	MaxStaleness time.Duration
+	// CheckTimeout bounds a version check while there is a snapshot to fall
+	// back on, so a slow store delays one token by at most this much before
+	// the snapshot is served stale. Default 500ms. Loads are bounded by the
+	// store alone.
+	CheckTimeout time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 }
@@ -79,6 +84,9 @@ func NewCache(store Store, cfg CacheConfig) *Cache {
 	}
 	if cfg.MaxStaleness <= 0 {
 		cfg.MaxStaleness = 15 * time.Minute
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = 500 * time.Millisecond
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -131,7 +139,9 @@ func (c *Cache) refresh(ctx context.Context, now time.Time) (*cacheEntry, CacheS
 		return &cacheEntry{snap: old.snap, verifiedAt: old.verifiedAt, nextCheck: now.Add(retry), err: err}, CacheStale
 	}
 	if old.snap != nil {
-		v, err := c.store.Version(ctx)
+		vctx, cancel := context.WithTimeout(ctx, c.cfg.CheckTimeout)
+		v, err := c.store.Version(vctx)
+		cancel()
 		if err != nil {
 			return failed(fmt.Errorf("check policy version: %w", err))
 		}

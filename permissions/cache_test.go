@@ -202,3 +202,30 @@ func TestCacheConcurrentCallersShareOneRefresh(t *testing.T) {
 		}
 	}
 }
+
+// slowStore answers Version only when its context ends.
+type slowStore struct{ memStore }
+
+func (s *slowStore) Version(ctx context.Context) (string, error) {
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+func TestCacheVersionCheckIsBounded(t *testing.T) {
+	st := &slowStore{}
+	st.set(policyWith("a:1"), "1")
+	c := &clock{t: time.Unix(1000, 0)}
+	cache := NewCache(st, CacheConfig{RefreshInterval: time.Second, CheckTimeout: 20 * time.Millisecond, Now: c.now})
+	if _, _, err := cache.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.add(2 * time.Second)
+	start := time.Now()
+	s, state, err := cache.Snapshot(context.Background())
+	if err != nil || state != CacheStale || permsOf(s)[0] != "a:1" {
+		t.Fatalf("slow store: %s, %v", state, err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a hanging version check held the token %v", took)
+	}
+}

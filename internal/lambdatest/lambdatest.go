@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -185,15 +186,17 @@ func (f *Function) Invoke(t testing.TB, payload []byte) Answer {
 	return Answer{Body: body}
 }
 
-// Proxy forwards HTTP to a backend (DynamoDB Local), counts requests by
-// X-Amz-Target operation, and can be switched off: then it drops every
-// connection, as an unreachable endpoint would.
+// Proxy forwards HTTP to a backend (DynamoDB Local) and counts requests by
+// X-Amz-Target operation. It can play the faults of a real endpoint: down
+// (every connection dropped, as when unreachable), slow (a delay before each
+// request), or throttling (every request refused with ThrottlingException).
 type Proxy struct {
-	URL    string
-	down   atomic.Bool
-	delay  atomic.Int64
-	mu     sync.Mutex
-	counts map[string]int
+	URL      string
+	down     atomic.Bool
+	throttle atomic.Bool
+	delay    atomic.Int64
+	mu       sync.Mutex
+	counts   map[string]int
 }
 
 // NewProxy starts a proxy to backend; it stops when the test ends.
@@ -205,6 +208,7 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 	}
 	p := &Proxy{counts: map[string]int{}}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // cancelled requests are the point of some tests
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +225,17 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 			return
 		}
 		if d := time.Duration(p.delay.Load()); d > 0 {
-			time.Sleep(d)
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if p.throttle.Load() {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`)
+			return
 		}
 		op := r.Header.Get("X-Amz-Target")
 		p.mu.Lock()
@@ -237,6 +251,10 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 
 // SetDown switches the proxy off (true) or on.
 func (p *Proxy) SetDown(down bool) { p.down.Store(down) }
+
+// SetThrottle makes the proxy answer every request as DynamoDB does when it
+// throttles (true), or forward again.
+func (p *Proxy) SetThrottle(on bool) { p.throttle.Store(on) }
 
 // SetDelay makes every forwarded request wait d first.
 func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
