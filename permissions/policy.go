@@ -15,37 +15,37 @@ const DefaultProfile = "default"
 // value is a valid, empty policy that grants nothing.
 type Policy struct {
 	// Roles by name.
-	Roles map[string]Role `yaml:"roles,omitempty"`
+	Roles map[string]Role `yaml:"roles,omitempty" json:"roles,omitempty"`
 	// Groups maps a Cognito group name to the roles its members get.
-	Groups map[string][]string `yaml:"groups,omitempty"`
+	Groups map[string][]string `yaml:"groups,omitempty" json:"groups,omitempty"`
 	// Defaults are given to every signed-in user (not to machine clients).
-	Defaults Defaults `yaml:"defaults,omitempty"`
+	Defaults Defaults `yaml:"defaults,omitempty" json:"defaults,omitempty"`
 	// Machines maps an app client id to the roles it gets in a
 	// client-credentials (machine-to-machine) token.
-	Machines map[string][]string `yaml:"machines,omitempty"`
+	Machines map[string][]string `yaml:"machines,omitempty" json:"machines,omitempty"`
 	// Clients maps an app client id, or DefaultProfile, to what its tokens get.
-	Clients map[string]ClientProfile `yaml:"clients,omitempty"`
+	Clients map[string]ClientProfile `yaml:"clients,omitempty" json:"clients,omitempty"`
 	// Limits bound what pretoken adds to one token.
-	Limits Limits `yaml:"limits,omitempty"`
+	Limits Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
 }
 
 // Role is a named set of permissions. A role also holds every permission of
 // the roles it inherits, to any depth.
 type Role struct {
-	Description string   `yaml:"description,omitempty"`
-	Permissions []string `yaml:"permissions,omitempty"`
-	Inherits    []string `yaml:"inherits,omitempty"`
+	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
+	Permissions []string `yaml:"permissions,omitempty" json:"permissions,omitempty"`
+	Inherits    []string `yaml:"inherits,omitempty" json:"inherits,omitempty"`
 }
 
 // Defaults holds what every signed-in user gets.
 type Defaults struct {
-	Roles []string `yaml:"roles,omitempty"`
+	Roles []string `yaml:"roles,omitempty" json:"roles,omitempty"`
 }
 
 // ClientProfile says what one app client's tokens receive.
 type ClientProfile struct {
-	IDToken     TokenProfile `yaml:"idToken,omitempty"`
-	AccessToken TokenProfile `yaml:"accessToken,omitempty"`
+	IDToken     TokenProfile `yaml:"idToken,omitempty" json:"idToken,omitempty"`
+	AccessToken TokenProfile `yaml:"accessToken,omitempty" json:"accessToken,omitempty"`
 }
 
 // TokenProfile says what one token receives. Scopes, ScopePrefix and
@@ -53,30 +53,30 @@ type ClientProfile struct {
 type TokenProfile struct {
 	// Claims maps a claim name to its source: "roles", "permissions",
 	// "groups" or "attribute:<user attribute name>".
-	Claims map[string]string `yaml:"claims,omitempty"`
+	Claims map[string]string `yaml:"claims,omitempty" json:"claims,omitempty"`
 	// Scopes adds the subject's permissions as OAuth scopes.
-	Scopes bool `yaml:"scopes,omitempty"`
+	Scopes bool `yaml:"scopes,omitempty" json:"scopes,omitempty"`
 	// ScopePrefix is put before every added scope, for example a resource
 	// server identifier and a slash.
-	ScopePrefix string `yaml:"scopePrefix,omitempty"`
+	ScopePrefix string `yaml:"scopePrefix,omitempty" json:"scopePrefix,omitempty"`
 	// Allow, when not empty, limits the permissions that reach this token
 	// (as scopes or in a permissions claim). An entry ending in "*" matches
 	// every permission with that prefix.
-	Allow []string `yaml:"allow,omitempty"`
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
 	// SuppressScopes are removed from the access token.
-	SuppressScopes []string `yaml:"suppressScopes,omitempty"`
+	SuppressScopes []string `yaml:"suppressScopes,omitempty" json:"suppressScopes,omitempty"`
 	// SuppressClaims are removed from the token.
-	SuppressClaims []string `yaml:"suppressClaims,omitempty"`
+	SuppressClaims []string `yaml:"suppressClaims,omitempty" json:"suppressClaims,omitempty"`
 }
 
 // Limits bound what pretoken adds to a single token.
 type Limits struct {
 	// MaxTokenBytes is the budget, in JSON bytes, for the claims and scopes
 	// pretoken adds to one token. Zero means DefaultMaxTokenBytes.
-	MaxTokenBytes int `yaml:"maxTokenBytes,omitempty"`
+	MaxTokenBytes int `yaml:"maxTokenBytes,omitempty" json:"maxTokenBytes,omitempty"`
 	// OnOverflow is what happens when the budget is exceeded: OverflowFail
 	// (the default) or OverflowRolesOnly.
-	OnOverflow string `yaml:"onOverflow,omitempty"`
+	OnOverflow string `yaml:"onOverflow,omitempty" json:"onOverflow,omitempty"`
 }
 
 // Limit defaults and choices.

@@ -5,6 +5,7 @@
 //
 //	PK              SK              item
 //	META            VERSION         {version N, generation G, items K}: the policy the trigger serves
+//	META            POLICY          {version N, policy}: the same policy as one JSON value, when it is small
 //	META            GEN#<g>         a generation whose items may exist (for clean-up)
 //	POLICY#<g>      ROLE#<name>     {name, description, permissions, inherits}
 //	POLICY#<g>      GROUP#<name>    {name, roles}
@@ -17,14 +18,18 @@
 //
 // A policy of any size is applied without ever being seen half-written: its
 // items are written under a new generation G, invisible to readers, and one
-// conditional write of META/VERSION then points readers at G. Loading is a
-// GetItem of META/VERSION and one paginated Query of POLICY#G.
+// conditional write of META/VERSION then points readers at G. A policy that
+// fits (InlineLimit) is also written whole into META/POLICY in that same
+// write, so loading it is one BatchGetItem of both META items; a larger one
+// is a BatchGetItem and one paginated Query of POLICY#G.
 package dynamo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -45,6 +50,7 @@ import (
 const (
 	metaPK     = "META"
 	versionSK  = "VERSION"
+	inlineSK   = "POLICY"
 	genPrefix  = "GEN#"
 	policyPK   = "POLICY#"
 	userPK     = "USER#"
@@ -73,6 +79,7 @@ var (
 // API is the part of the DynamoDB client the store uses.
 type API interface {
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
@@ -88,6 +95,10 @@ type Store struct {
 	// less DeadlineMargin, wins. Defaults: 2s and 300ms.
 	CallTimeout    time.Duration
 	DeadlineMargin time.Duration
+	// InlineLimit is the largest policy, in JSON bytes, that Apply also
+	// writes whole into META/POLICY (DynamoDB items hold 400 KB); negative
+	// turns inlining off. Default 256 KiB.
+	InlineLimit int
 }
 
 var (
@@ -96,7 +107,7 @@ var (
 
 // New returns a store on table.
 func New(api API, table string) *Store {
-	return &Store{api: api, table: table, CallTimeout: 2 * time.Second, DeadlineMargin: 300 * time.Millisecond}
+	return &Store{api: api, table: table, CallTimeout: 2 * time.Second, DeadlineMargin: 300 * time.Millisecond, InlineLimit: 256 << 10}
 }
 
 // Table is the table's name.
@@ -129,12 +140,8 @@ func (s *Store) readVersion(ctx context.Context) (versionItem, error) {
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(metaPK, versionSK), ConsistentRead: aws.Bool(true)})
-	var notFound *types.ResourceNotFoundException
-	if errors.As(err, &notFound) {
-		return versionItem{}, fmt.Errorf("table %s does not exist; create it with pretoken migrate: %w", s.table, err)
-	}
 	if err != nil {
-		return versionItem{}, fmt.Errorf("read policy version: %w", err)
+		return versionItem{}, s.readError(err)
 	}
 	if out.Item == nil {
 		return versionItem{}, ErrNotInitialized
@@ -155,14 +162,79 @@ func (s *Store) Version(ctx context.Context) (string, error) {
 	return strconv.FormatInt(v.Version, 10), nil
 }
 
-// Load returns the stored policy and its version. If an apply replaces the
-// generation being read (and its clean-up deletes items mid-read), the item
-// count does not match and Load starts again.
+// inlineItem is META/POLICY.
+type inlineItem struct {
+	Version int64  `dynamodbav:"version"`
+	Policy  []byte `dynamodbav:"policy,omitempty"`
+}
+
+// readHead reads META/VERSION and META/POLICY in one request.
+func (s *Store) readHead(ctx context.Context) (versionItem, *inlineItem, error) {
+	keys := []map[string]types.AttributeValue{key(metaPK, versionSK), key(metaPK, inlineSK)}
+	var got []map[string]types.AttributeValue
+	for attempt := 0; len(keys) > 0; attempt++ {
+		if attempt > 5 {
+			return versionItem{}, nil, errors.New("read policy version: DynamoDB kept returning unprocessed keys")
+		}
+		cctx, cancel := s.call(ctx)
+		out, err := s.api.BatchGetItem(cctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+			s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}})
+		cancel()
+		if err != nil {
+			return versionItem{}, nil, s.readError(err)
+		}
+		got = append(got, out.Responses[s.table]...)
+		keys = out.UnprocessedKeys[s.table].Keys
+	}
+	var v versionItem
+	var inline *inlineItem
+	found := false
+	for _, it := range got {
+		switch sk, _ := it["SK"].(*types.AttributeValueMemberS); {
+		case sk == nil:
+		case sk.Value == versionSK:
+			if err := attributevalue.UnmarshalMap(it, &v); err != nil {
+				return versionItem{}, nil, fmt.Errorf("read policy version: %w", err)
+			}
+			found = true
+		case sk.Value == inlineSK:
+			inline = &inlineItem{}
+			if err := attributevalue.UnmarshalMap(it, inline); err != nil {
+				return versionItem{}, nil, fmt.Errorf("read inline policy: %w", err)
+			}
+		}
+	}
+	if !found {
+		return versionItem{}, nil, ErrNotInitialized
+	}
+	return v, inline, nil
+}
+
+func (s *Store) readError(err error) error {
+	var notFound *types.ResourceNotFoundException
+	if errors.As(err, &notFound) {
+		return fmt.Errorf("table %s does not exist; create it with pretoken migrate: %w", s.table, err)
+	}
+	return fmt.Errorf("read policy version: %w", err)
+}
+
+// Load returns the stored policy and its version: from the inline copy when
+// there is one for the current version, else from the generation's items.
+// If an apply replaces the generation being read (and its clean-up deletes
+// items mid-read), the item count does not match and Load starts again.
 func (s *Store) Load(ctx context.Context) (*permissions.Policy, string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		v, err := s.readVersion(ctx)
+		v, inline, err := s.readHead(ctx)
 		if err != nil {
 			return nil, "", err
+		}
+		version := strconv.FormatInt(v.Version, 10)
+		if inline != nil && inline.Version == v.Version && len(inline.Policy) > 0 {
+			p, err := decodeInline(inline.Policy)
+			if err != nil {
+				return nil, "", fmt.Errorf("policy version %d: %w", v.Version, err)
+			}
+			return p, version, nil
 		}
 		items, err := s.queryGeneration(ctx, v.Generation)
 		if err != nil {
@@ -175,9 +247,20 @@ func (s *Store) Load(ctx context.Context) (*permissions.Policy, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("policy version %d: %w", v.Version, err)
 		}
-		return p, strconv.FormatInt(v.Version, 10), nil
+		return p, version, nil
 	}
 	return nil, "", errors.New("load policy: the policy kept changing while being read")
+}
+
+// decodeInline decodes META/POLICY strictly: unknown fields fail.
+func decodeInline(b []byte) (*permissions.Policy, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p permissions.Policy
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("inline policy: %w", err)
+	}
+	return &p, nil
 }
 
 func (s *Store) queryGeneration(ctx context.Context, gen string) ([]map[string]types.AttributeValue, error) {

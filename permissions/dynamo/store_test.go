@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -102,7 +103,7 @@ func TestApplyLoadRoundTrip(t *testing.T) {
 		t.Errorf("second apply = %+v, %v; want no changes", res, err)
 	}
 	if diff := cmp.Diff(before, scan(t, client, table), cmpopts.IgnoreUnexported(types.AttributeValueMemberS{}, types.AttributeValueMemberN{},
-		types.AttributeValueMemberL{}, types.AttributeValueMemberM{}, types.AttributeValueMemberBOOL{})); diff != "" {
+		types.AttributeValueMemberL{}, types.AttributeValueMemberM{}, types.AttributeValueMemberBOOL{}, types.AttributeValueMemberB{})); diff != "" {
 		t.Errorf("a no-op apply wrote:\n%s", diff)
 	}
 
@@ -281,60 +282,142 @@ func bigPolicy(n int, tag string) *permissions.Policy {
 
 // TestLargePolicyNeverSeenHalfApplied applies 500-role policies (about 600
 // items, far more than one transaction holds) while loaders run: every load
-// must be exactly one of the policies.
+// must be exactly one of the policies, whether loaders read the generation's
+// items or the inline copy.
 func TestLargePolicyNeverSeenHalfApplied(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		inline int
+	}{{"items", -1}, {"inline", 1 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, client, table := newStore(t)
+			s.InlineLimit = tc.inline
+			ctx := context.Background()
+			a, b := bigPolicy(500, "a"), bigPolicy(500, "b")
+			if _, err := s.Apply(ctx, a, dynamo.ApplyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			var loads, bad int
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					loader := dynamo.New(client, table)
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						got, _, err := loader.Load(ctx)
+						mu.Lock()
+						loads++
+						if err != nil {
+							t.Errorf("load during apply: %v", err)
+							bad++
+						} else if cmp.Diff(a, got, policyCmp) != "" && cmp.Diff(b, got, policyCmp) != "" {
+							bad++
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			for i := range 4 {
+				next := b
+				if i%2 == 1 {
+					next = a
+				}
+				if _, err := s.Apply(ctx, next, dynamo.ApplyOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(stop)
+			wg.Wait()
+			if bad > 0 {
+				t.Errorf("%d of %d loads saw a policy that was neither version", bad, loads)
+			}
+			if loads < 4 {
+				t.Errorf("only %d loads ran during the applies", loads)
+			}
+			t.Logf("%d loads during 4 applies of %d-role policies", loads, len(a.Roles))
+		})
+	}
+}
+
+// countingAPI counts the requests a store makes.
+type countingAPI struct {
+	dynamo.API
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingAPI) add(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[op]++
+}
+
+func (c *countingAPI) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	c.add("BatchGetItem")
+	return c.API.BatchGetItem(ctx, in, o...)
+}
+
+func (c *countingAPI) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.add("Query")
+	return c.API.Query(ctx, in, o...)
+}
+
+// TestInlineLoadIsOneRequest checks that a small policy loads in one
+// request, a large one from its items, and that an inline copy which does
+// not match the version (tampering) is not trusted.
+func TestInlineLoadIsOneRequest(t *testing.T) {
 	s, client, table := newStore(t)
 	ctx := context.Background()
-	a, b := bigPolicy(500, "a"), bigPolicy(500, "b")
-	if _, err := s.Apply(ctx, a, dynamo.ApplyOptions{}); err != nil {
+	p := examplePolicy(t)
+	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var loads, bad int
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			loader := dynamo.New(client, table)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				got, _, err := loader.Load(ctx)
-				mu.Lock()
-				loads++
-				if err != nil {
-					t.Errorf("load during apply: %v", err)
-					bad++
-				} else if cmp.Diff(a, got, policyCmp) != "" && cmp.Diff(b, got, policyCmp) != "" {
-					bad++
-				}
-				mu.Unlock()
-			}
-		}()
+	api := &countingAPI{API: client, n: map[string]int{}}
+	got, _, err := dynamo.New(api, table).Load(ctx)
+	if err != nil || cmp.Diff(p, got, policyCmp) != "" {
+		t.Fatalf("inline load: %v\n%s", err, cmp.Diff(p, got, policyCmp))
 	}
-	for i := range 4 {
-		next := b
-		if i%2 == 1 {
-			next = a
-		}
-		if _, err := s.Apply(ctx, next, dynamo.ApplyOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	if diff := cmp.Diff(map[string]int{"BatchGetItem": 1}, api.n); diff != "" {
+		t.Errorf("requests for a small policy (-want +got):\n%s", diff)
 	}
-	close(stop)
-	wg.Wait()
-	if bad > 0 {
-		t.Errorf("%d of %d loads saw a policy that was neither version", bad, loads)
+
+	small := dynamo.New(client, table)
+	small.InlineLimit = 100 // the example does not fit
+	next := examplePolicy(t)
+	delete(next.Groups, "support")
+	if _, err := small.Apply(ctx, next, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	if loads < 4 {
-		t.Errorf("only %d loads ran during the applies", loads)
+	api.n = map[string]int{}
+	got, v, err := dynamo.New(api, table).Load(ctx)
+	if err != nil || v != "2" || cmp.Diff(next, got, policyCmp) != "" {
+		t.Fatalf("items load: %v, version %s", err, v)
 	}
-	t.Logf("%d loads during 4 applies of %d-role policies", loads, len(a.Roles))
+	if diff := cmp.Diff(map[string]int{"BatchGetItem": 1, "Query": 1}, api.n); diff != "" {
+		t.Errorf("requests for a large policy (-want +got):\n%s", diff)
+	}
+
+	// Put a widening inline copy under the right version: it is served as
+	// written, so it must at least be valid, and a mismatched one is ignored.
+	bogus, _ := json.Marshal(map[string]any{"roles": map[string]any{"x": map[string]any{"permissions": []string{"all:all"}}},
+		"defaults": map[string]any{"roles": []string{"x"}}})
+	item := map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "POLICY"},
+		"version": &types.AttributeValueMemberN{Value: "1"}, "policy": &types.AttributeValueMemberB{Value: bogus}}
+	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = s.Load(ctx)
+	if err != nil || cmp.Diff(next, got, policyCmp) != "" {
+		t.Errorf("an inline copy of another version was used: %v\n%s", err, cmp.Diff(next, got, policyCmp))
+	}
 }
 
 func TestNotMigrated(t *testing.T) {

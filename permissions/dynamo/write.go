@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -88,7 +89,11 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	for _, c := range res.Changes {
 		audit.Changes = append(audit.Changes, c.String())
 	}
-	if err := s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}, audit); err != nil {
+	inline := inlineItem{Version: next}
+	if b, err := json.Marshal(p); err == nil && s.InlineLimit >= 0 && len(b) <= s.InlineLimit {
+		inline.Policy = b
+	}
+	if err := s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}, inline, audit); err != nil {
 		return res, errors.Join(err, s.dropGeneration(context.WithoutCancel(ctx), gen))
 	}
 	res.NewVersion, res.Applied = strconv.FormatInt(next, 10), true
@@ -109,8 +114,9 @@ func (s *Store) putMarker(ctx context.Context, gen string) error {
 }
 
 // flip points the version item at the new generation if it still holds
-// cur, and writes the audit record in the same transaction.
-func (s *Store) flip(ctx context.Context, cur, next versionItem, audit AuditRecord) error {
+// cur, and writes the inline copy and the audit record in the same
+// transaction.
+func (s *Store) flip(ctx context.Context, cur, next versionItem, inline inlineItem, audit AuditRecord) error {
 	next.UpdatedAt = time.Now().UTC().Format(time.RFC3339Nano)
 	item, err := attributevalue.MarshalMap(next)
 	if err != nil {
@@ -123,9 +129,17 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem, audit AuditReco
 	if err != nil {
 		return err
 	}
+	inlineAV, err := attributevalue.MarshalMap(inline)
+	if err != nil {
+		return err
+	}
+	for k, v := range key(metaPK, inlineSK) {
+		inlineAV[k] = v
+	}
+	inlinePut := types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: inlineAV}}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{auditPut, {
+	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{auditPut, inlinePut, {
 		Put: &types.Put{
 			TableName:                &s.table,
 			Item:                     item,
