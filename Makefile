@@ -8,7 +8,7 @@ BIN       := bin
 DIST      := dist
 POLICY    ?=
 FUZZTIME  ?= 20s
-BENCHTIME ?= 1s
+COUNT     ?= 5
 PKGS      := ./...
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 TOOLS     := tools/node_modules/.package-lock.json tools/bin/aws-lambda-rie
@@ -77,8 +77,8 @@ test: lint $(TOOLS) package ## Lint; package the stack; every test with the race
 unit: ## Only the tests that need no server (the others skip, saying why).
 	$(GO) test -race -count=1 $(PKGS)
 
-bench: $(TOOLS) ## Run the benchmarks (the DynamoDB ones against DynamoDB Local).
-	PRETOKEN_REQUIRE_SERVICES=1 scripts/with-services.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+bench: $(TOOLS) build ## Run every benchmark COUNT times (default 5) against DynamoDB Local and RIE; write BENCHMARKS.md.
+	PRETOKEN_REQUIRE_SERVICES=1 COUNT=$(COUNT) scripts/with-services.sh scripts/bench.sh
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	@for pkg in $$($(GO) list $(PKGS)); do \

@@ -47,32 +47,35 @@ func RIE(t testing.TB) string {
 }
 
 var (
-	buildOnce sync.Once
-	built     string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]string{} // package dir -> binary
 )
 
 // Build compiles the package in dir (relative to the test) once per test
 // binary, for this machine, and returns the binary's path.
 func Build(t testing.TB, dir string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		out, err := os.MkdirTemp("", "pretoken-bootstrap-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		built = filepath.Join(out, "bootstrap")
-		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", built, ".")
-		cmd.Dir = dir
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, msg)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return built
+	if bin, ok := builds[abs]; ok {
+		return bin
+	}
+	out, err := os.MkdirTemp("", "pretoken-bootstrap-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(out, "bootstrap")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	cmd.Dir = abs
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", dir, err, msg)
+	}
+	builds[abs] = bin
+	return bin
 }
 
 // FreePort returns a loopback port that was free a moment ago.
@@ -91,7 +94,11 @@ type Function struct {
 	URL     string
 	Started time.Time
 	logs    *syncBuffer
+	stop    func()
 }
+
+// Stop ends the function and the emulator now; the test's end does it too.
+func (f *Function) Stop() { f.stop() }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -117,13 +124,26 @@ func (f *Function) Logs() string { return f.logs.String() }
 // environment, and stops it (the whole process group) when the test ends.
 func Start(t testing.TB, binary string, env map[string]string) *Function {
 	t.Helper()
+	return start(t, binary, os.Environ(), env)
+}
+
+// StartIsolated is Start with an environment like Lambda's: PATH and env
+// only, none of this machine's settings (such as a CA bundle that the SDK
+// would load at every start).
+func StartIsolated(t testing.TB, binary string, env map[string]string) *Function {
+	t.Helper()
+	return start(t, binary, []string{"PATH=" + os.Getenv("PATH")}, env)
+}
+
+func start(t testing.TB, binary string, base []string, env map[string]string) *Function {
+	t.Helper()
 	rie := RIE(t)
 	port, apiPort := FreePort(t), FreePort(t)
 	cmd := exec.Command(rie,
 		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", port),
 		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		binary)
-	cmd.Env = os.Environ()
+	cmd.Env = base
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -134,9 +154,15 @@ func Start(t testing.TB, binary string, env map[string]string) *Function {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start aws-lambda-rie: %v", err)
 	}
+	var once sync.Once
+	f.stop = func() {
+		once.Do(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+		f.stop()
 		if t.Failed() {
 			t.Logf("function output:\n%s", f.Logs())
 		}
