@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+cpu: Test CPU
+BenchmarkHandle-2   	  100	      6000 ns/op	    3520 B/op	      34 allocs/op
+BenchmarkHandle-2   	  100	      9000 ns/op	    3520 B/op	      34 allocs/op
+BenchmarkHandle-2   	  100	     12000 ns/op	    3520 B/op	      34 allocs/op
+BenchmarkInvoke/v=2/roles=10/groups=5-2  	 10	 20000 ns/op	 100 B/op	 1 allocs/op
+BenchmarkInvoke/v=2/roles=10000/groups=5-2  	 10	 40000 ns/op	 100 B/op	 1 allocs/op
+BenchmarkWarm/impl=pretoken-2  	 10	 50000 ns/op	 0 ddb-req/1000inv
+BenchmarkWarm/impl=baseline-2  	 10	 6000000 ns/op	 5000 ddb-req/1000inv
+BenchmarkColdStart/fn=pretoken-2  	 10	 1 ns/op	 40.0 ms/first-response
+BenchmarkColdStart/fn=minimal-2  	 10	 1 ns/op	 20.0 ms/first-response
+ok  	x	1s
+`
+
+func TestReport(t *testing.T) {
+	r, err := parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.med("BenchmarkHandle", "ns/op"); got != 9000 {
+		t.Errorf("median = %v, want 9000", got)
+	}
+	if got := r.med("BenchmarkMissing", "ns/op"); got != -1 {
+		t.Errorf("missing median = %v, want -1", got)
+	}
+	var out bytes.Buffer
+	write(&out, r, 3_900_000, 10_000_000)
+	md := out.String()
+	for _, want := range []string{
+		"Machine: Test CPU",
+		"| 5-group V2 event through the handler on decoded input ≤ 10 µs | 9.0 µs | yes |",
+		"| V2 event, 5 group(s): 10,000-role policy within 1.5× of the 10-role one | 2.00× (40.0 µs vs 20.0 µs) | **no** |",
+		"| warm pretoken vs the read-per-invocation baseline, per invocation ≥ 100× | 120× (50.0 µs vs 6000.0 µs) | yes |",
+		"2.00× (40.0 ms vs 20.0 ms) | **no** |",
+		"| snapshot of a 10,000-role policy ≤ 64 MB of heap (a 128 MB Lambda suffices) | -1.0 MB | not measured |",
+		"Targets not met, why, and what would fix them:",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
