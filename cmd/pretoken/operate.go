@@ -227,20 +227,21 @@ func (c *historyCmd) Run(e *env) error {
 	return nil
 }
 
-type assignCmd struct {
+// assignment is what assign and unassign take.
+type assignment struct {
 	tableFlag
 	actorFlag
 	Sub   string   `arg:"" help:"The user's sub (the Cognito user id)."`
-	Roles []string `arg:"" help:"Roles to assign; each must exist in the stored policy."`
+	Roles []string `arg:"" help:"Roles (assign: each must exist in the stored policy)."`
 }
 
-func (c *assignCmd) Run(e *env) error {
+func (c *assignment) run(e *env, change func(s *dynamo.Store, ctx context.Context, sub string, roles []string, actor string) (dynamo.AssignResult, error)) error {
 	ctx := context.Background()
 	s, err := c.store(ctx)
 	if err != nil {
 		return err
 	}
-	res, err := s.Assign(ctx, c.Sub, c.Roles, c.resolve(ctx, c.tableFlag))
+	res, err := change(s, ctx, c.Sub, c.Roles, c.resolve(ctx, c.tableFlag))
 	if err != nil {
 		return err
 	}
@@ -248,26 +249,13 @@ func (c *assignCmd) Run(e *env) error {
 	return nil
 }
 
-type unassignCmd struct {
-	tableFlag
-	actorFlag
-	Sub   string   `arg:"" help:"The user's sub (the Cognito user id)."`
-	Roles []string `arg:"" help:"Roles to take away."`
-}
+type assignCmd struct{ assignment }
 
-func (c *unassignCmd) Run(e *env) error {
-	ctx := context.Background()
-	s, err := c.store(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := s.Unassign(ctx, c.Sub, c.Roles, c.resolve(ctx, c.tableFlag))
-	if err != nil {
-		return err
-	}
-	printAssignment(e.stdout, c.Sub, res)
-	return nil
-}
+func (c *assignCmd) Run(e *env) error { return c.run(e, (*dynamo.Store).Assign) }
+
+type unassignCmd struct{ assignment }
+
+func (c *unassignCmd) Run(e *env) error { return c.run(e, (*dynamo.Store).Unassign) }
 
 func printAssignment(w io.Writer, sub string, res dynamo.AssignResult) {
 	if !res.Changed {

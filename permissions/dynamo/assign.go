@@ -190,14 +190,6 @@ func (s *Store) writeUser(ctx context.Context, sub string, u userItem, res Assig
 // isTransactionConflict reports a transaction cancelled because another
 // transaction was writing the same item.
 func isTransactionConflict(err error) bool {
-	var tce *types.TransactionCanceledException
-	if errors.As(err, &tce) {
-		for _, r := range tce.CancellationReasons {
-			if aws.ToString(r.Code) == "TransactionConflict" {
-				return true
-			}
-		}
-	}
 	var tc *types.TransactionConflictException
-	return errors.As(err, &tc)
+	return cancelledFor(err, "TransactionConflict") || errors.As(err, &tc)
 }

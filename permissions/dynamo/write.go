@@ -160,17 +160,23 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem, inline inlineIt
 	return nil
 }
 
+// isConditionFailure reports a write refused by its condition.
 func isConditionFailure(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return cancelledFor(err, "ConditionalCheckFailed") || errors.As(err, &ccf)
+}
+
+// cancelledFor reports a cancelled transaction with code among its reasons.
+func cancelledFor(err error, code string) bool {
 	var tce *types.TransactionCanceledException
 	if errors.As(err, &tce) {
 		for _, r := range tce.CancellationReasons {
-			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+			if aws.ToString(r.Code) == code {
 				return true
 			}
 		}
 	}
-	var ccf *types.ConditionalCheckFailedException
-	return errors.As(err, &ccf)
+	return false
 }
 
 func puts(items []map[string]types.AttributeValue) []types.WriteRequest {
