@@ -33,13 +33,7 @@ type resource struct {
 
 func load(t *testing.T) (template, map[string]any) {
 	t.Helper()
-	path := os.Getenv(TemplateVar)
-	if path == "" {
-		if os.Getenv(dynamotest.RequireVar) != "" {
-			t.Fatalf("%s is not set: make test packages the stack first", TemplateVar)
-		}
-		t.Skipf("needs the packaged template: run `make package` and set %s (make test does both)", TemplateVar)
-	}
+	path := dynamotest.Need(t, TemplateVar, "the CloudFormation template from make package")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

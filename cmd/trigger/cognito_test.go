@@ -38,13 +38,7 @@ const cognitoLocalVar = "PRETOKEN_TEST_COGNITO_LOCAL"
 // returns its base URL.
 func startCognitoLocal(t *testing.T, lambdaEndpoint string) string {
 	t.Helper()
-	bin := os.Getenv(cognitoLocalVar)
-	if bin == "" {
-		if os.Getenv(dynamotest.RequireVar) != "" {
-			t.Fatalf("%s is not set but %s is", cognitoLocalVar, dynamotest.RequireVar)
-		}
-		t.Skipf("needs cognito-local: run `make test`, which installs it and sets %s", cognitoLocalVar)
-	}
+	bin := dynamotest.Need(t, cognitoLocalVar, "cognito-local")
 	dir := t.TempDir()
 	port := lambdatest.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)

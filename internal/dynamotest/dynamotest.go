@@ -23,18 +23,26 @@ const EndpointVar = "PRETOKEN_TEST_DYNAMODB"
 // failure instead of a skip, so CI can never pass by skipping.
 const RequireVar = "PRETOKEN_REQUIRE_SERVICES"
 
-// Endpoint returns DynamoDB Local's URL, or skips the test (fails it under
-// RequireVar) when there is none.
+// Need returns the value of the variable that make test sets for a test
+// server or file (what names it), or skips the test saying how to get it.
+// Under RequireVar, which make test sets, a missing one fails the test
+// instead, so CI can never pass by skipping.
+func Need(t testing.TB, variable, what string) string {
+	t.Helper()
+	v := os.Getenv(variable)
+	if v == "" {
+		if os.Getenv(RequireVar) != "" {
+			t.Fatalf("%s is not set but %s is: %s is missing", variable, RequireVar, what)
+		}
+		t.Skipf("needs %s: run `make test`, which provides it and sets %s", what, variable)
+	}
+	return v
+}
+
+// Endpoint returns DynamoDB Local's URL (see Need).
 func Endpoint(t testing.TB) string {
 	t.Helper()
-	ep := os.Getenv(EndpointVar)
-	if ep == "" {
-		if os.Getenv(RequireVar) != "" {
-			t.Fatalf("%s is not set but %s is: DynamoDB Local did not start", EndpointVar, RequireVar)
-		}
-		t.Skipf("needs DynamoDB Local: run `make test`, which starts it and sets %s", EndpointVar)
-	}
-	return ep
+	return Need(t, EndpointVar, "DynamoDB Local")
 }
 
 // Client returns a client for DynamoDB Local.

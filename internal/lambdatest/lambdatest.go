@@ -33,13 +33,7 @@ const RIEVar = "PRETOKEN_TEST_RIE"
 // make test requires services).
 func RIE(t testing.TB) string {
 	t.Helper()
-	p := os.Getenv(RIEVar)
-	if p == "" {
-		if os.Getenv(dynamotest.RequireVar) != "" {
-			t.Fatalf("%s is not set but %s is", RIEVar, dynamotest.RequireVar)
-		}
-		t.Skipf("needs aws-lambda-rie: run `make test`, which installs it and sets %s", RIEVar)
-	}
+	p := dynamotest.Need(t, RIEVar, "aws-lambda-rie")
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("aws-lambda-rie: %v (run make tools)", err)
 	}
