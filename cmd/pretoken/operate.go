@@ -43,13 +43,19 @@ func (a actorFlag) resolve(ctx context.Context, t tableFlag) string {
 // returns exitCode(1).
 func readPolicyFile(e *env, path, after string) (*permissions.Policy, error) {
 	p, err := permissions.ReadFile(path)
+	return p, reportProblems(e, path, err, after)
+}
+
+// reportProblems prints every problem of a *permissions.FileError with its
+// place, then a count, and turns it into exitCode(1); other errors pass.
+func reportProblems(e *env, path string, err error, after string) error {
 	var ferr *permissions.FileError
-	if errors.As(err, &ferr) {
-		fmt.Fprintln(e.stderr, ferr.Error())
-		fmt.Fprintf(e.stderr, "%s: %d problem(s)%s\n", path, len(ferr.Problems), after)
-		return nil, exitCode(1)
+	if !errors.As(err, &ferr) {
+		return err
 	}
-	return p, err
+	fmt.Fprintln(e.stderr, ferr.Error())
+	fmt.Fprintf(e.stderr, "%s: %d problem(s)%s\n", path, len(ferr.Problems), after)
+	return exitCode(1)
 }
 
 type planJSON struct {

@@ -24,13 +24,7 @@ type validateCmd struct {
 
 func (c *validateCmd) Run(e *env) error {
 	snap, err := permissions.LoadFile(c.File)
-	var ferr *permissions.FileError
-	if errors.As(err, &ferr) {
-		fmt.Fprintln(e.stderr, ferr.Error())
-		fmt.Fprintf(e.stderr, "%s: %d problem(s)\n", c.File, len(ferr.Problems))
-		return exitCode(1)
-	}
-	if err != nil {
+	if err := reportProblems(e, c.File, err, ""); err != nil {
 		return err
 	}
 	p := snap.Policy()

@@ -236,20 +236,38 @@ func (s *Store) Load(ctx context.Context) (*permissions.Policy, string, error) {
 			}
 			return p, version, nil
 		}
-		items, err := s.queryGeneration(ctx, v.Generation)
+		p, err := s.generationPolicy(ctx, v)
+		if errors.Is(err, errReplaced) {
+			continue
+		}
 		if err != nil {
 			return nil, "", err
-		}
-		if len(items) != v.Items {
-			continue // replaced while reading
-		}
-		p, err := decodePolicy(items)
-		if err != nil {
-			return nil, "", fmt.Errorf("policy version %d: %w", v.Version, err)
 		}
 		return p, version, nil
 	}
 	return nil, "", errors.New("load policy: the policy kept changing while being read")
+}
+
+// errReplaced: the generation being read was replaced, and its items deleted,
+// while it was read.
+var errReplaced = errors.New("policy generation replaced while reading")
+
+// generationPolicy reads the policy of v's generation from its items. When
+// fewer items come back than v counts, the generation was replaced mid-read
+// and the error is errReplaced.
+func (s *Store) generationPolicy(ctx context.Context, v versionItem) (*permissions.Policy, error) {
+	items, err := s.queryGeneration(ctx, v.Generation)
+	if err != nil {
+		return nil, err
+	}
+	if len(items) != v.Items {
+		return nil, errReplaced
+	}
+	p, err := decodePolicy(items)
+	if err != nil {
+		return nil, fmt.Errorf("policy version %d: %w", v.Version, err)
+	}
+	return p, nil
 }
 
 // decodeInline decodes META/POLICY strictly: unknown fields fail.

@@ -53,16 +53,12 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if opts.ExpectVersion != "" && opts.ExpectVersion != res.OldVersion {
 		return res, fmt.Errorf("%w (it is at version %s, not the expected %s)", ErrConflict, res.OldVersion, opts.ExpectVersion)
 	}
-	items, err := s.queryGeneration(ctx, cur.Generation)
-	if err != nil {
-		return res, err
-	}
-	if len(items) != cur.Items {
+	old, err := s.generationPolicy(ctx, cur)
+	if errors.Is(err, errReplaced) {
 		return res, ErrConflict
 	}
-	old, err := decodePolicy(items)
 	if err != nil {
-		return res, fmt.Errorf("stored policy version %d: %w", cur.Version, err)
+		return res, fmt.Errorf("stored %w", err)
 	}
 	res.Changes = permissions.Diff(old, p)
 	if len(res.Changes) == 0 || opts.DryRun {
