@@ -26,7 +26,7 @@ import (
 
 // table returns a migrated table holding p, and a client that reaches it
 // through a counting proxy.
-func table(b *testing.B, p *permissions.Policy) (string, *dynamodb.Client, *lambdatest.Proxy) {
+func table(b *testing.B, p *permissions.Policy) (string, *dynamodb.Client, *dynamotest.Proxy) {
 	b.Helper()
 	client := dynamotest.Client(b)
 	name := dynamotest.Table(b, client)
@@ -35,11 +35,11 @@ func table(b *testing.B, p *permissions.Policy) (string, *dynamodb.Client, *lamb
 	if _, err := s.Apply(context.Background(), p, dynamo.ApplyOptions{Actor: "bench"}); err != nil {
 		b.Fatal(err)
 	}
-	proxy := lambdatest.NewProxy(b, dynamotest.Endpoint(b))
+	proxy := dynamotest.NewProxy(b, dynamotest.Endpoint(b))
 	return name, dynamotest.NewClient(proxy.URL), proxy
 }
 
-func requests(p *lambdatest.Proxy) int {
+func requests(p *dynamotest.Proxy) int {
 	n := 0
 	for _, c := range p.Counts() {
 		n += c

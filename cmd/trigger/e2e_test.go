@@ -141,7 +141,7 @@ func TestLambdaWithDynamoDB(t *testing.T) {
 	if _, err := store.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	proxy := lambdatest.NewProxy(t, dynamotest.Endpoint(t))
+	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
 	f := lambdatest.Start(t, lambdatest.Build(t, "."), dynamoEnv(table, proxy.URL, map[string]string{
 		"PRETOKEN_REFRESH_INTERVAL": "1s", "PRETOKEN_MAX_STALENESS": "4s"}))
 
@@ -247,7 +247,7 @@ func TestLambdaWarmInvocationsStayOffTheNetwork(t *testing.T) {
 	if _, err := dynamo.New(client, table).Apply(context.Background(), examplePolicyOf(t), dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	proxy := lambdatest.NewProxy(t, dynamotest.Endpoint(t))
+	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
 	f := lambdatest.Start(t, lambdatest.Build(t, "."), dynamoEnv(table, proxy.URL, nil))
 	staff := readFile(t, staffEvent)
 	if got := f.Invoke(t, staff); got.ErrorMessage != "" {
@@ -298,7 +298,7 @@ func TestLambdaUserAssignments(t *testing.T) {
 	if _, err := store.Assign(ctx, sub, []string{"refunder"}, "e2e-test"); err != nil {
 		t.Fatal(err)
 	}
-	proxy := lambdatest.NewProxy(t, dynamotest.Endpoint(t))
+	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
 	bin := lambdatest.Build(t, ".")
 	with := lambdatest.Start(t, bin, dynamoEnv(table, proxy.URL, map[string]string{"PRETOKEN_USER_ASSIGNMENTS": "true"}))
 	if scopes := strings.Join(scopesOf(t, with.Invoke(t, staff).Body), " "); !strings.Contains(scopes, "orders-api/orders:refund") {

@@ -21,7 +21,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pretoken/pretoken/internal/dynamotest"
-	"github.com/pretoken/pretoken/internal/lambdatest"
 	"github.com/pretoken/pretoken/permissions"
 	"github.com/pretoken/pretoken/permissions/dynamo"
 	"github.com/pretoken/pretoken/trigger"
@@ -52,7 +51,7 @@ func staffEvent() []byte {
 
 type rig struct {
 	h     *trigger.Handler
-	proxy *lambdatest.Proxy
+	proxy *dynamotest.Proxy
 	store *dynamo.Store
 	api   *dynamodb.Client
 	table string
@@ -70,7 +69,7 @@ func newRig(t *testing.T, p *permissions.Policy, env map[string]string) *rig {
 	if _, err := store.Apply(context.Background(), p, dynamo.ApplyOptions{Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	proxy := lambdatest.NewProxy(t, dynamotest.Endpoint(t))
+	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
 	for k, v := range map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": proxy.URL, "AWS_REGION": "us-east-1",
 		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_EC2_METADATA_DISABLED": "true"} {
 		t.Setenv(k, v)

@@ -6,43 +6,24 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/pretoken/pretoken/internal/testenv"
 	"github.com/pretoken/pretoken/migrations"
 )
 
 // EndpointVar names the variable that holds DynamoDB Local's URL.
 const EndpointVar = "PRETOKEN_TEST_DYNAMODB"
 
-// RequireVar, when set (make test sets it), turns a missing service into a
-// failure instead of a skip, so CI can never pass by skipping.
-const RequireVar = "PRETOKEN_REQUIRE_SERVICES"
-
-// Need returns the value of the variable that make test sets for a test
-// server or file (what names it), or skips the test saying how to get it.
-// Under RequireVar, which make test sets, a missing one fails the test
-// instead, so CI can never pass by skipping.
-func Need(t testing.TB, variable, what string) string {
-	t.Helper()
-	v := os.Getenv(variable)
-	if v == "" {
-		if os.Getenv(RequireVar) != "" {
-			t.Fatalf("%s is not set but %s is: %s is missing", variable, RequireVar, what)
-		}
-		t.Skipf("needs %s: run `make test`, which provides it and sets %s", what, variable)
-	}
-	return v
-}
-
-// Endpoint returns DynamoDB Local's URL (see Need).
+// Endpoint returns DynamoDB Local's URL, or skips (fails under make test)
+// the test when it is not running.
 func Endpoint(t testing.TB) string {
 	t.Helper()
-	return Need(t, EndpointVar, "DynamoDB Local")
+	return testenv.Need(t, EndpointVar, "DynamoDB Local")
 }
 
 // Client returns a client for DynamoDB Local.

@@ -1,6 +1,5 @@
 // Package lambdatest runs a Lambda binary under the AWS Lambda runtime
-// interface emulator (aws-lambda-rie) for end-to-end tests, and puts a
-// counting, switchable proxy in front of DynamoDB Local.
+// interface emulator (aws-lambda-rie) for end-to-end tests.
 package lambdatest
 
 import (
@@ -8,22 +7,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pretoken/pretoken/internal/dynamotest"
+	"github.com/pretoken/pretoken/internal/testenv"
 )
 
 // RIEVar names the variable that holds the path of aws-lambda-rie.
@@ -33,42 +27,29 @@ const RIEVar = "PRETOKEN_TEST_RIE"
 // make test requires services).
 func RIE(t testing.TB) string {
 	t.Helper()
-	p := dynamotest.Need(t, RIEVar, "aws-lambda-rie")
+	p := testenv.Need(t, RIEVar, "aws-lambda-rie")
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("aws-lambda-rie: %v (run make tools)", err)
 	}
 	return p
 }
 
-var (
-	buildMu sync.Mutex
-	builds  = map[string]string{} // package dir -> binary
-)
-
-// Build compiles the package in dir (relative to the test) once per test
-// binary, for this machine, and returns the binary's path.
+// Build compiles the package in dir (relative to the test) for this machine
+// into the test's temporary directory, which is removed when the test ends,
+// and returns the binary's path. Go's build cache makes a second build of
+// the same package a link only.
 func Build(t testing.TB, dir string) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bin, ok := builds[abs]; ok {
-		return bin
-	}
-	out, err := os.MkdirTemp("", "pretoken-bootstrap-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(out, "bootstrap")
+	bin := filepath.Join(t.TempDir(), "bootstrap")
 	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
 	cmd.Dir = abs
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", dir, err, msg)
 	}
-	builds[abs] = bin
 	return bin
 }
 
@@ -204,86 +185,4 @@ func (f *Function) Invoke(t testing.TB, payload []byte) Answer {
 		return Answer{ErrorMessage: *e.ErrorMessage}
 	}
 	return Answer{Body: body}
-}
-
-// Proxy forwards HTTP to a backend (DynamoDB Local) and counts requests by
-// X-Amz-Target operation. It can play the faults of a real endpoint: down
-// (every connection dropped, as when unreachable), slow (a delay before each
-// request), or throttling (every request refused with ThrottlingException).
-type Proxy struct {
-	URL      string
-	down     atomic.Bool
-	throttle atomic.Bool
-	delay    atomic.Int64
-	mu       sync.Mutex
-	counts   map[string]int
-}
-
-// NewProxy starts a proxy to backend; it stops when the test ends.
-func NewProxy(t testing.TB, backend string) *Proxy {
-	t.Helper()
-	u, err := url.Parse(backend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{counts: map[string]int{}}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = log.New(io.Discard, "", 0) // cancelled requests are the point of some tests
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.down.Load() {
-			if hj, ok := w.(http.Hijacker); ok {
-				if c, _, err := hj.Hijack(); err == nil {
-					c.Close()
-					return
-				}
-			}
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		if d := time.Duration(p.delay.Load()); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if p.throttle.Load() {
-			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-			w.WriteHeader(http.StatusBadRequest)
-			io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`)
-			return
-		}
-		op := r.Header.Get("X-Amz-Target")
-		p.mu.Lock()
-		p.counts[strings.TrimPrefix(op, "DynamoDB_20120810.")]++
-		p.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	p.URL = "http://" + l.Addr().String()
-	return p
-}
-
-// SetDown switches the proxy off (true) or on.
-func (p *Proxy) SetDown(down bool) { p.down.Store(down) }
-
-// SetThrottle makes the proxy answer every request as DynamoDB does when it
-// throttles (true), or forward again.
-func (p *Proxy) SetThrottle(on bool) { p.throttle.Store(on) }
-
-// SetDelay makes every forwarded request wait d first.
-func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
-
-// Counts returns the requests forwarded so far, by operation, and resets them.
-func (p *Proxy) Counts() map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c := p.counts
-	p.counts = map[string]int{}
-	return c
 }

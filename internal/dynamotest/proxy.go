@@ -1,0 +1,172 @@
+package dynamotest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Proxy forwards HTTP to a backend (DynamoDB Local), counts requests by
+// operation, and records the IAM actions that each request needs in AWS: the
+// evidence that the shipped IAM policies are checked against. It can also
+// play the faults of a real endpoint: down (every connection dropped, as
+// when unreachable), slow (a delay before each request), throttling (every
+// request refused with ThrottlingException), and hanging (the connection is
+// accepted and never answered).
+type Proxy struct {
+	URL      string
+	down     atomic.Bool
+	throttle atomic.Bool
+	hang     atomic.Bool
+	delay    atomic.Int64
+	mu       sync.Mutex
+	counts   map[string]int
+	actions  map[string]bool
+}
+
+// NewProxy starts a proxy to backend; it stops when the test ends.
+func NewProxy(t testing.TB, backend string) *Proxy {
+	t.Helper()
+	u, err := url.Parse(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{counts: map[string]int{}, actions: map[string]bool{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // cancelled requests are the point of some tests
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.down.Load() {
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if p.hang.Load() {
+			<-r.Context().Done() // until the client gives up or the proxy closes
+			return
+		}
+		if d := time.Duration(p.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if p.throttle.Load() {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")
+		p.mu.Lock()
+		p.counts[op]++
+		for _, a := range IAMActions(op, body) {
+			p.actions[a] = true
+		}
+		p.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	p.URL = "http://" + l.Addr().String()
+	return p
+}
+
+// IAMActions returns the IAM actions that a DynamoDB request needs, from its
+// operation (the X-Amz-Target suffix) and JSON body. Most operations are
+// their own action; a transaction needs the action of each part instead
+// (Amazon DynamoDB developer guide, "Using IAM with DynamoDB transactions":
+// Put, Update, Delete and Get are governed by PutItem, UpdateItem,
+// DeleteItem and GetItem, and ConditionCheck by ConditionCheckItem).
+func IAMActions(op string, body []byte) []string {
+	switch op {
+	case "":
+		return nil
+	case "TransactWriteItems", "TransactGetItems":
+		var in struct {
+			TransactItems []map[string]json.RawMessage
+		}
+		if err := json.Unmarshal(body, &in); err != nil {
+			return []string{"dynamodb:" + op + "(unreadable)"}
+		}
+		parts := map[string]string{"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+			"ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+		var out []string
+		for _, it := range in.TransactItems {
+			for k := range it {
+				a, ok := parts[k]
+				if !ok {
+					a = op + "." + k
+				}
+				if !slices.Contains(out, "dynamodb:"+a) {
+					out = append(out, "dynamodb:"+a)
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	return []string{"dynamodb:" + op}
+}
+
+// SetDown switches the proxy off (true) or on.
+func (p *Proxy) SetDown(down bool) { p.down.Store(down) }
+
+// SetThrottle makes the proxy answer every request as DynamoDB does when it
+// throttles (true), or forward again.
+func (p *Proxy) SetThrottle(on bool) { p.throttle.Store(on) }
+
+// SetHang makes the proxy accept every request and never answer it (true):
+// a store that takes connections and does not respond.
+func (p *Proxy) SetHang(on bool) { p.hang.Store(on) }
+
+// SetDelay makes every forwarded request wait d first.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// Counts returns the requests forwarded so far, by operation, and resets them.
+func (p *Proxy) Counts() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.counts
+	p.counts = map[string]int{}
+	return c
+}
+
+// Actions returns the IAM actions that the forwarded requests needed since
+// the last call, sorted, and resets them.
+func (p *Proxy) Actions() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.actions))
+	for a := range p.actions {
+		out = append(out, a)
+	}
+	p.actions = map[string]bool{}
+	slices.Sort(out)
+	return out
+}
