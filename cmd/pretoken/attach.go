@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/pretoken/pretoken/deploy"
+)
+
+type attachCmd struct {
+	UserPoolID  string `name:"user-pool-id" required:"" env:"PRETOKEN_USER_POOL_ID" placeholder:"ID" help:"The user pool (REGION_ID)."`
+	FunctionARN string `name:"function-arn" placeholder:"ARN" help:"The trigger function's ARN (the stack's TriggerFunctionArn output)."`
+	Version     string `enum:"V1_0,V2_0,V3_0," default:"" placeholder:"V1_0|V2_0|V3_0" help:"Event version: V1_0 (ID token, every plan), V2_0 (both tokens, Essentials or Plus), V3_0 (V2_0 plus client credentials)."`
+	Detach      bool   `help:"Take the pre token generation trigger off the pool instead; other triggers stay."`
+	UpgradePlan bool   `name:"upgrade-plan" help:"Let V2_0/V3_0 move a Lite pool to the Essentials plan (billed per monthly active user)."`
+	DryRun      bool   `name:"dry-run" help:"Print the settings that would change; change nothing."`
+}
+
+func (c *attachCmd) Run(e *env) error {
+	if !c.Detach && (c.FunctionARN == "" || c.Version == "") {
+		return errors.New("attach needs --function-arn and --version (or --detach)")
+	}
+	ctx := context.Background()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" { // the pool id starts with its region
+		cfg.Region, _, _ = strings.Cut(c.UserPoolID, "_")
+	}
+	res, err := deploy.Attach(ctx, cognitoidentityprovider.NewFromConfig(cfg), deploy.AttachOptions{
+		UserPoolID: c.UserPoolID, FunctionARN: c.FunctionARN, Version: c.Version,
+		Detach: c.Detach, UpgradePlan: c.UpgradePlan, DryRun: c.DryRun})
+	if err != nil {
+		return err
+	}
+	for _, ch := range res.Changes {
+		fmt.Fprintln(e.stdout, "~ "+ch)
+	}
+	what := "attached the trigger to"
+	if c.Detach {
+		what = "detached the trigger from"
+	}
+	switch {
+	case len(res.Changes) == 0:
+		fmt.Fprintf(e.stdout, "no changes: user pool %s already has this setting\n", c.UserPoolID)
+	case c.DryRun:
+		fmt.Fprintf(e.stdout, "dry run: %d setting(s) would change on user pool %s; nothing was written\n", len(res.Changes), c.UserPoolID)
+	default:
+		fmt.Fprintf(e.stdout, "%s user pool %s; every other setting was sent back as it was\n", what, c.UserPoolID)
+	}
+	return nil
+}
