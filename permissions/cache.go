@@ -61,8 +61,10 @@ type CacheConfig struct {
 
 // Cache holds one compiled snapshot of a stored policy and keeps it current.
 // A call within the refresh interval touches no network; after it, one call
-// checks the store's version (concurrent callers wait for that one check and
-// share its result) and reloads only when the version changed.
+// checks the store's version and reloads only when the version changed.
+// Callers that arrive while that one call asks the store do not wait for it:
+// they are served the snapshot there is (or, with none, ErrNoSnapshot at
+// once), so a slow or hanging store holds at most one caller per interval.
 type Cache struct {
 	store Store
 	cfg   CacheConfig
@@ -98,10 +100,17 @@ func NewCache(store Store, cfg CacheConfig) *Cache {
 // wraps ErrNoSnapshot and the store's error when there is none to serve.
 func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, CacheState, error) {
 	now := c.cfg.Now()
-	if e := c.entry.Load(); e != nil && now.Before(e.nextCheck) {
+	e := c.entry.Load()
+	if e != nil && now.Before(e.nextCheck) {
 		return c.serve(e, now, CacheFresh)
 	}
-	c.mu.Lock()
+	if !c.mu.TryLock() {
+		// Another caller is asking the store.
+		if e == nil {
+			return nil, CacheNone, fmt.Errorf("%w: the first load is still under way", ErrNoSnapshot)
+		}
+		return c.serve(e, now, CacheFresh)
+	}
 	defer c.mu.Unlock()
 	now = c.cfg.Now()
 	if e := c.entry.Load(); e != nil && now.Before(e.nextCheck) {
@@ -110,6 +119,16 @@ func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, CacheState, error) {
 	e, state := c.refresh(ctx, now)
 	c.entry.Store(e)
 	return c.serve(e, now, state)
+}
+
+// Last returns the last snapshot the cache loaded, however old, or nil. It
+// is for what may be known even when nothing may be served: the failure
+// mode open keeps the last policy's suppressions.
+func (c *Cache) Last() *Snapshot {
+	if e := c.entry.Load(); e != nil {
+		return e.snap
+	}
+	return nil
 }
 
 func (c *Cache) serve(e *cacheEntry, now time.Time, state CacheState) (*Snapshot, CacheState, error) {
@@ -136,7 +155,9 @@ func (c *Cache) refresh(ctx context.Context, now time.Time) (*cacheEntry, CacheS
 		if old.snap == nil {
 			retry = min(retry, time.Second) // nothing to serve meanwhile: try again soon
 		}
-		return &cacheEntry{snap: old.snap, verifiedAt: old.verifiedAt, nextCheck: now.Add(retry), err: err}, CacheStale
+		// From the end of the failed attempt, not its start: a store that
+		// hangs for longer than the interval must not make every call retry.
+		return &cacheEntry{snap: old.snap, verifiedAt: old.verifiedAt, nextCheck: c.cfg.Now().Add(retry), err: err}, CacheStale
 	}
 	if old.snap != nil {
 		vctx, cancel := context.WithTimeout(ctx, c.cfg.CheckTimeout)

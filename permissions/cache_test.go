@@ -166,7 +166,9 @@ func TestCacheInvalidStoredPolicyIsNotServed(t *testing.T) {
 	}
 }
 
-func TestCacheConcurrentCallersShareOneRefresh(t *testing.T) {
+// TestCacheConcurrentCallersDoNotWait: one caller asks the store; the
+// others, arriving meanwhile, are served the snapshot there is at once.
+func TestCacheConcurrentCallersDoNotWait(t *testing.T) {
 	st := &memStore{}
 	st.set(policyWith("a:1"), "1")
 	var now atomic.Int64
@@ -178,6 +180,14 @@ func TestCacheConcurrentCallersShareOneRefresh(t *testing.T) {
 	st.set(policyWith("b:2"), "2")
 	now.Add(int64(11 * time.Second))
 	st.gate = make(chan struct{})
+	refreshed := make(chan string)
+	go func() { // the one that asks the store, held at the gate
+		s, _, _ := cache.Snapshot(context.Background())
+		refreshed <- permsOf(s)[0]
+	}()
+	for st.versions.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	var wg sync.WaitGroup
 	results := make([]string, 50)
 	for i := range results {
@@ -190,16 +200,75 @@ func TestCacheConcurrentCallersShareOneRefresh(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // let them pile up on the one refresh
+	wg.Wait() // returns while the refresh is still held: nobody waited for it
 	close(st.gate)
-	wg.Wait()
+	if got := <-refreshed; got != "b:2" {
+		t.Errorf("the refreshing caller got %q, want the new policy", got)
+	}
 	if v, l := st.versions.Load(), st.loads.Load(); v != 1 || l != 2 {
-		t.Errorf("%d version checks and %d loads for 50 concurrent callers, want 1 and 2", v, l)
+		t.Errorf("%d version checks and %d loads for 51 concurrent callers, want 1 and 2", v, l)
 	}
 	for i, r := range results {
-		if r != "b:2" {
-			t.Errorf("caller %d got %q, want the new policy", i, r)
+		if r != "a:1" {
+			t.Errorf("caller %d got %q, want the snapshot there was while the refresh ran", i, r)
 		}
+	}
+	if s, _, _ := cache.Snapshot(context.Background()); permsOf(s)[0] != "b:2" {
+		t.Errorf("after the refresh: %v", permsOf(s))
+	}
+}
+
+// hangingStore never answers Load until its context ends.
+type hangingStore struct{ loads atomic.Int64 }
+
+func (h *hangingStore) Load(ctx context.Context) (*Policy, string, error) {
+	h.loads.Add(1)
+	<-ctx.Done()
+	return nil, "", ctx.Err()
+}
+func (h *hangingStore) Version(ctx context.Context) (string, error) {
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+// TestCacheHangingStoreHoldsOneCallerPerInterval: with no snapshot and a
+// store that never answers, one caller per retry interval waits (for its
+// own deadline); every other caller is answered at once, and the next retry
+// is due a full interval after the failed attempt ended, not began.
+func TestCacheHangingStoreHoldsOneCallerPerInterval(t *testing.T) {
+	st := &hangingStore{}
+	cache := NewCache(st, CacheConfig{RefreshInterval: 10 * time.Second})
+	attempt := func() time.Duration {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, _, err := cache.Snapshot(ctx); !errors.Is(err, ErrNoSnapshot) {
+			t.Fatalf("err = %v, want ErrNoSnapshot", err)
+		}
+		return time.Since(start)
+	}
+	first := make(chan time.Duration)
+	go func() { first <- attempt() }()
+	for st.loads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 20 {
+		if d := attempt(); d > 50*time.Millisecond {
+			t.Errorf("a caller waited %v while another one asked the store", d)
+		}
+	}
+	if d := <-first; d < 250*time.Millisecond {
+		t.Errorf("the caller that asked the store returned after %v, before its deadline", d)
+	}
+	// The retry interval (1 s with no snapshot) counts from the end of the
+	// failed attempt: the next calls do not ask again.
+	for range 20 {
+		if d := attempt(); d > 50*time.Millisecond {
+			t.Errorf("a caller waited %v right after a failed attempt", d)
+		}
+	}
+	if n := st.loads.Load(); n != 1 {
+		t.Errorf("%d loads, want 1 within the retry interval", n)
 	}
 }
 

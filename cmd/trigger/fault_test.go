@@ -292,3 +292,71 @@ func corruptRole(t *testing.T, r *rig, item map[string]types.AttributeValue) {
 		t.Fatal(err)
 	}
 }
+
+func TestFaultDynamoDBHangs(t *testing.T) {
+	// Connections accepted, never answered.
+	fault(t, func(r *rig) { r.proxy.SetHang(true) }, func(r *rig) { r.proxy.SetHang(false) })
+}
+
+// TestFaultDynamoDBHangsFromColdStart: a container whose store takes
+// connections and never answers, with no snapshot yet. The first token is
+// answered well within Cognito's 5 s, init included; after that, at most one
+// invocation per retry interval (1 s with no snapshot) waits on the store,
+// and every other one is answered by the failure mode within 50 ms.
+func TestFaultDynamoDBHangsFromColdStart(t *testing.T) {
+	client := dynamotest.Client(t)
+	table := dynamotest.Table(t, client)
+	if _, err := dynamo.New(client, table).Apply(context.Background(), tagPolicy("good"), dynamo.ApplyOptions{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
+	proxy.SetHang(true)
+	for k, v := range map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": proxy.URL, "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_EC2_METADATA_DISABLED": "true"} {
+		t.Setenv(k, v)
+	}
+	r := &rig{proxy: proxy, table: table, logs: &strings.Builder{}}
+	started := time.Now()
+	h, err := setup(context.Background(), zerolog.New(lockedWriter{r}), func(k string) string {
+		return map[string]string{"PRETOKEN_TABLE": table}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.h = h
+	if _, err, _ := r.invoke(t); !errors.Is(err, trigger.ErrUnavailable) {
+		t.Fatalf("first token: %v, want the safe refusal", err)
+	}
+	first := time.Since(started)
+	if first > 4*time.Second {
+		t.Errorf("first token answered %v after start, init included; want within 4 s (Cognito waits 5 s)", first)
+	}
+
+	const window = 3 * time.Second
+	var slow, fast atomic.Int64
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(begin) < window {
+				if _, err, took := r.invoke(t); !errors.Is(err, trigger.ErrUnavailable) {
+					t.Errorf("answered %v, want the safe refusal", err)
+					return
+				} else if took > 50*time.Millisecond {
+					slow.Add(1)
+				} else {
+					fast.Add(1)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	// One waiting invocation per started retry interval, at most.
+	if allowed := int64(window/time.Second) + 1; slow.Load() > allowed {
+		t.Errorf("%d invocations waited on the hanging store in %v (and %d did not); want at most %d", slow.Load(), window, fast.Load(), allowed)
+	}
+	t.Logf("first token %v after start; then %d invocations waited, %d answered within 50 ms", first.Round(time.Millisecond), slow.Load(), fast.Load())
+}

@@ -103,17 +103,22 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, errors.New("PRETOKEN_USER_ASSIGNMENTS needs PRETOKEN_TABLE"))
 	}
 	if s := getenv("PRETOKEN_LOG_LEVEL"); s != "" {
+		// Levels above error (fatal, panic, disabled) would silence the
+		// security log: refused claims, store failures, failure-mode answers.
 		l, err := zerolog.ParseLevel(s)
-		if err != nil || l == zerolog.NoLevel {
-			bad("PRETOKEN_LOG_LEVEL", "debug, info, warn or error", s)
+		if err != nil || l == zerolog.NoLevel || l > zerolog.ErrorLevel {
+			bad("PRETOKEN_LOG_LEVEL", "trace, debug, info, warn or error (the error log cannot be turned off)", s)
 		}
 		c.level = l
 	}
 	return c, errors.Join(errs...)
 }
 
-// initLoadTimeout bounds the first policy load; Lambda gives init 10s.
-const initLoadTimeout = 3 * time.Second
+// initLoadTimeout bounds the first policy load. Cognito's 5 s include the
+// cold start: with a store that hangs, init gives up after this, the first
+// token is answered at once by the failure mode, and the store is tried
+// again a second later by one invocation only.
+const initLoadTimeout = 2 * time.Second
 
 // setup builds the handler from the environment.
 func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) (*trigger.Handler, error) {

@@ -39,6 +39,8 @@ func TestSetupErrors(t *testing.T) {
 		{"missing file", map[string]string{"PRETOKEN_POLICY_FILE": "/nonexistent/policy.yaml"}, "no such file"},
 		{"invalid policy", map[string]string{"PRETOKEN_POLICY_FILE": bad}, `unknown role "b"`},
 		{"bad log level", map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml", "PRETOKEN_LOG_LEVEL": "loud"}, "PRETOKEN_LOG_LEVEL"},
+		{"log turned off", map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml", "PRETOKEN_LOG_LEVEL": "disabled"}, "the error log cannot be turned off"},
+		{"log above error", map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml", "PRETOKEN_LOG_LEVEL": "fatal"}, "the error log cannot be turned off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
