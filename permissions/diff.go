@@ -2,6 +2,7 @@ package permissions
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -57,8 +58,8 @@ func Diff(old, new *Policy) []Change {
 
 func diffMap[V any](kind string, old, new map[string]V, details func(a, b V) []string) []Change {
 	var out []Change
-	names := sortedKeys(old)
-	for _, n := range sortedKeys(new) {
+	names := slices.Sorted(maps.Keys(old))
+	for _, n := range slices.Sorted(maps.Keys(new)) {
 		if _, ok := old[n]; !ok {
 			names = append(names, n)
 		}
@@ -108,7 +109,7 @@ func sameToken(a, b TokenProfile) bool {
 		if len(t.Claims) == 0 {
 			t.Claims = nil
 		}
-		for _, l := range []*[]string{&t.Allow, &t.SuppressScopes, &t.SuppressClaims} {
+		for _, l := range []*[]string{&t.SuppressScopes, &t.SuppressClaims} { // empty and absent mean the same; not so for Allow
 			if len(*l) == 0 {
 				*l = nil
 			}

@@ -59,20 +59,31 @@ type TokenProfile struct {
 	// ScopePrefix is put before every added scope, for example a resource
 	// server identifier and a slash.
 	ScopePrefix string `yaml:"scopePrefix,omitempty" json:"scopePrefix,omitempty"`
-	// Allow, when not empty, limits the permissions that reach this token
+	// Allow, when present, limits the permissions that reach this token
 	// (as scopes or in a permissions claim). An entry ending in "*" matches
-	// every permission with that prefix.
-	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	// every permission with that prefix. Absent (nil) means no filter; an
+	// empty list means no permission reaches the token.
+	Allow AllowList `yaml:"allow,omitempty" json:"allow,omitzero"`
 	// SuppressScopes are removed from the access token.
 	SuppressScopes []string `yaml:"suppressScopes,omitempty" json:"suppressScopes,omitempty"`
 	// SuppressClaims are removed from the token.
 	SuppressClaims []string `yaml:"suppressClaims,omitempty" json:"suppressClaims,omitempty"`
 }
 
+// AllowList is a token's allow-list. Its zero value, nil, is "no filter"
+// and is left out of files and items; an empty list is kept, because it
+// means "nothing" and must survive export and storage.
+type AllowList []string
+
+// IsZero reports whether the list is absent (nil), for the YAML and JSON
+// encoders' omitempty and omitzero.
+func (a AllowList) IsZero() bool { return a == nil }
+
 // Limits bound what pretoken adds to a single token.
 type Limits struct {
-	// MaxTokenBytes is the budget, in JSON bytes, for the claims and scopes
-	// pretoken adds to one token. Zero means DefaultMaxTokenBytes.
+	// MaxTokenBytes is the budget for each token pretoken changes: the
+	// bytes by which the claims and scopes it adds grow the encoded token
+	// (the base64url JWT payload). Zero means DefaultMaxTokenBytes.
 	MaxTokenBytes int `yaml:"maxTokenBytes,omitempty" json:"maxTokenBytes,omitempty"`
 	// OnOverflow is what happens when the budget is exceeded: OverflowFail
 	// (the default) or OverflowRolesOnly.
@@ -81,7 +92,13 @@ type Limits struct {
 
 // Limit defaults and choices.
 const (
-	DefaultMaxTokenBytes = 8192
+	// DefaultMaxTokenBytes is the default growth budget per token: a
+	// browser keeps about 4,096 bytes per cookie, and a Cognito token
+	// without additions is about 1,000 to 1,500 bytes, so 2,500 added bytes
+	// keep a token within one cookie; both tokens together stay far below
+	// CloudFront's 8,192 bytes per header and API Gateway's 10,240 bytes for
+	// all request headers. See the README, "Token size".
+	DefaultMaxTokenBytes = 2500
 	// OverflowFail refuses the token.
 	OverflowFail = "fail"
 	// OverflowRolesOnly drops permission claims and scopes and keeps roles.

@@ -65,15 +65,25 @@ func ReadFile(path string) (*Policy, error) {
 // lists every problem found with its line and column.
 func ParseFile(name string, data []byte) (*Policy, error) {
 	ferr := &FileError{File: name}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	docs := yaml.NewDecoder(bytes.NewReader(data))
+	var root, next yaml.Node
+	if err := docs.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		ferr.Problems = yamlProblems(err)
 		return nil, ferr
+	}
+	// A second document would be ignored by the decoder: a reviewer would
+	// see a change that never applies.
+	switch err := docs.Decode(&next); {
+	case err == nil:
+		ferr.Problems = append(ferr.Problems, Problem{Line: next.Line, Column: next.Column,
+			Msg: "a second YAML document: a policy file holds exactly one (remove the --- separator and what follows, or merge it into the first)"})
+	case !errors.Is(err, io.EOF):
+		ferr.Problems = yamlProblems(err)
 	}
 	pos := make(map[string]*yaml.Node)
 	walk(&root, nil, pos, ferr)
 	if len(ferr.Problems) > 0 {
-		return nil, ferr // duplicate keys: decoding would stop at the first
+		return nil, ferr // decoding would stop at the first duplicate key
 	}
 	var p Policy
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -110,8 +120,24 @@ func locate(pos map[string]*yaml.Node, path Path) *yaml.Node {
 }
 
 // walk records the node of every path and reports duplicate mapping keys,
-// which the YAML decoder would report one at a time.
+// which the YAML decoder would report one at a time, and the YAML features
+// that hide a value from a reviewer: anchors and aliases (a value defined in
+// one place and applied in others), merge keys (which override keys
+// silently) and explicit tags such as !!binary (a value that does not read
+// as what it is). A policy file says every value where it applies.
 func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, ferr *FileError) {
+	bad := func(format string, args ...any) {
+		ferr.Problems = append(ferr.Problems, Problem{Line: n.Line, Column: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case n.Kind == yaml.AliasNode:
+		bad("alias *%s: aliases are not allowed; write the value out where it applies", n.Value)
+		return
+	case n.Anchor != "":
+		bad("anchor &%s: anchors are not allowed; write the value out where it applies", n.Anchor)
+	case n.Style&yaml.TaggedStyle != 0:
+		bad("explicit tag %s: tags are not allowed; write the value as plain YAML", n.Tag)
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
@@ -121,6 +147,11 @@ func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, ferr *FileError) {
 		seen := make(map[string]*yaml.Node)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				ferr.Problems = append(ferr.Problems, Problem{Line: k.Line, Column: k.Column, Path: path,
+					Msg: "merge key <<: merge keys are not allowed (they override keys silently); write the keys out"})
+				continue
+			}
 			if prev, ok := seen[k.Value]; ok {
 				ferr.Problems = append(ferr.Problems, Problem{Line: k.Line, Column: k.Column, Path: path.with(k.Value),
 					Msg: fmt.Sprintf("duplicate key %q (first at line %d)", k.Value, prev.Line)})
@@ -190,15 +221,17 @@ func friendlyType(into string) string {
 	return "a string"
 }
 
-// Version returns a content label for a policy file: the first 12 hex digits
-// of its SHA-256, so a log line names the exact policy a token was issued under.
-func Version(data []byte) string {
+// ContentHash returns a label for a policy file's content: the first 12 hex
+// digits of its SHA-256, so a log line names the exact policy a token was
+// issued under. It labels a file's Snapshot as a table's version number
+// labels a stored one.
+func ContentHash(data []byte) string {
 	sum := sha256.Sum256(data)
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
 // LoadFile reads, validates and compiles the policy file at path, labelled
-// with its content Version.
+// with its ContentHash.
 func LoadFile(path string) (*Snapshot, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -208,7 +241,7 @@ func LoadFile(path string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Compile(p, Version(data))
+	return Compile(p, ContentHash(data))
 }
 
 // MarshalFile writes p as a policy file: keys sorted, empty values left

@@ -99,6 +99,18 @@ func TestParseFileProblems(t *testing.T) {
 		{"reserved claim", "clients:\n  default:\n    idToken:\n      claims: {sub: roles}\n", []string{
 			`p.yaml:4:16: clients.default.idToken.claims.sub: claim "sub" is reserved by Cognito`}},
 		{"not a mapping", "- a\n- b\n", []string{"p.yaml:1: cannot unmarshal !!seq into a mapping"}},
+		// What the decoder accepts but a reviewer could misread.
+		{"second document", "roles:\n  a: {}\n---\nroles:\n  admin: {permissions: [\"*\"]}\n", []string{
+			"p.yaml:3:1: a second YAML document: a policy file holds exactly one (remove the --- separator and what follows, or merge it into the first)"}},
+		{"merge key", "roles:\n  base: {permissions: [x]}\n  a:\n    <<: {permissions: [z]}\n    permissions: [y]\n", []string{
+			"p.yaml:4:5: roles.a: merge key <<: merge keys are not allowed (they override keys silently); write the keys out"}},
+		{"anchor and alias", "roles:\n  a: &r {permissions: [x]}\n  b: *r\n", []string{
+			"p.yaml:2:6: roles.a: anchor &r: anchors are not allowed; write the value out where it applies",
+			"p.yaml:3:6: roles.b: alias *r: aliases are not allowed; write the value out where it applies"}},
+		{"binary tag", "roles:\n  a: {description: !!binary aGVsbG8=}\n", []string{
+			"p.yaml:2:20: roles.a.description: explicit tag !!binary: tags are not allowed; write the value as plain YAML"}},
+		{"str tag", "groups:\n  g: [!!str admin]\n", []string{
+			"p.yaml:2:7: groups.g[0]: explicit tag !!str: tags are not allowed; write the value as plain YAML"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package permissions
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
@@ -65,7 +66,7 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	s := &Snapshot{
 		version:   version,
 		policy:    p,
-		roleNames: sortedKeys(p.Roles),
+		roleNames: slices.Sorted(maps.Keys(p.Roles)),
 		groups:    make(map[string]*grant, len(p.Groups)),
 		machines:  make(map[string]*grant, len(p.Machines)),
 		profiles:  make(map[string]*profile, len(p.Clients)+1),
@@ -81,7 +82,7 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 			permSet[perm] = true
 		}
 	}
-	s.permNames = sortedKeys(permSet)
+	s.permNames = slices.Sorted(maps.Keys(permSet))
 	permIDs := make(map[string]uint32, len(s.permNames))
 	for i, name := range s.permNames {
 		permIDs[name] = uint32(i)
@@ -175,7 +176,7 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 			suppressScopes: slices.Clone(t.SuppressScopes),
 			suppressClaims: slices.Clone(t.SuppressClaims),
 		}
-		if len(t.Allow) > 0 && !slices.Contains(t.Allow, "*") {
+		if t.Allow != nil && !slices.Contains(t.Allow, "*") { // an empty list lets nothing through
 			tp.allowed = make([]bool, len(s.permNames))
 			for i, perm := range s.permNames {
 				tp.allowed[i] = allowed(t.Allow, perm)
@@ -187,7 +188,7 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 				tp.scopes[i] = t.ScopePrefix + perm
 			}
 		}
-		for _, name := range sortedKeys(t.Claims) {
+		for _, name := range slices.Sorted(maps.Keys(t.Claims)) {
 			kind, _ := claimKind(t.Claims[name])
 			tp.claims = append(tp.claims, claimSpec{name: name, kind: kind, attribute: strings.TrimPrefix(t.Claims[name], SourceAttribute)})
 		}
@@ -268,9 +269,6 @@ type Claim struct {
 	// FromPermissions is true for a claim listing permissions, the first
 	// thing dropped when a token is over its size budget.
 	FromPermissions bool
-	// Plain is true when every value is a validated role or permission
-	// name, which needs no escaping in JSON.
-	Plain bool
 }
 
 // Resolve works out what sub's tokens get.
@@ -300,8 +298,12 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 	if len(s.defaults.roles) > 0 {
 		list = append(list, s.defaults)
 	}
-	for _, grp := range sub.Groups {
-		if g, ok := s.groups[grp]; ok && len(g.roles) > 0 {
+	groups, short := sub.Groups, len(sub.Groups) <= 16
+	if !short {
+		groups = unique(groups)
+	}
+	for i, grp := range groups {
+		if g, ok := s.groups[grp]; ok && len(g.roles) > 0 && !(short && slices.Contains(groups[:i], grp)) {
 			list = append(list, g)
 		}
 	}
@@ -324,6 +326,21 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 		out.perms = merge(out.perms, p.perms)
 	}
 	return s.named(out)
+}
+
+// unique returns list without repeats, in one pass. Cognito sends each
+// group once, but an event is input: repeating a group must cost nothing
+// more than naming it once (grantFor checks short lists directly).
+func unique(list []string) []string {
+	seen := make(map[string]struct{}) // sized by what is unique, not by the list
+	var out []string
+	for _, s := range list {
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // merge returns the sorted union of two sorted, duplicate-free lists. It
@@ -376,9 +393,9 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 	for _, spec := range t.claims {
 		switch spec.kind {
 		case claimRoles:
-			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: g.roleNames, Plain: true})
+			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: g.roleNames})
 		case claimPermissions:
-			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: permNames, Plain: true, FromPermissions: true})
+			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: permNames, FromPermissions: true})
 		case claimGroups:
 			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: sub.Groups})
 		case claimAttribute:

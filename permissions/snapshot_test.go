@@ -107,8 +107,8 @@ func TestResolveTokens(t *testing.T) {
 			sub:         Subject{ClientID: "web", Groups: []string{"staff"}, Attributes: map[string]string{"custom:tenant": "t1", "email": "x@example.com"}},
 			wantProfile: DefaultProfile,
 			wantID: TokenChanges{Claims: []Claim{
-				{Name: "perms", Values: []string{"orders:read", "orders:write", "profile:read"}, Plain: true, FromPermissions: true},
-				{Name: "roles", Values: []string{"basic", "editor", "viewer"}, Plain: true},
+				{Name: "perms", Values: []string{"orders:read", "orders:write", "profile:read"}, FromPermissions: true},
+				{Name: "roles", Values: []string{"basic", "editor", "viewer"}},
 				{Name: "tenant", Values: []string{"t1"}, Single: true},
 			}},
 			wantAccess: TokenChanges{
@@ -121,8 +121,8 @@ func TestResolveTokens(t *testing.T) {
 			sub:         Subject{ClientID: "web"},
 			wantProfile: DefaultProfile,
 			wantID: TokenChanges{Claims: []Claim{
-				{Name: "perms", Values: []string{"profile:read"}, Plain: true, FromPermissions: true},
-				{Name: "roles", Values: []string{"basic"}, Plain: true},
+				{Name: "perms", Values: []string{"profile:read"}, FromPermissions: true},
+				{Name: "roles", Values: []string{"basic"}},
 			}},
 			wantAccess: TokenChanges{ScopesToAdd: []string{"profile:read"}, ScopesToSuppress: []string{"aws.cognito.signin.user.admin"}},
 		},
@@ -132,10 +132,10 @@ func TestResolveTokens(t *testing.T) {
 			wantProfile: "narrow",
 			wantID: TokenChanges{Claims: []Claim{
 				{Name: "grp", Values: []string{"admins", "beta"}},
-				{Name: "perms", Values: []string{"orders:read"}, Plain: true, FromPermissions: true},
+				{Name: "perms", Values: []string{"orders:read"}, FromPermissions: true},
 			}},
 			wantAccess: TokenChanges{
-				Claims:      []Claim{{Name: "perms", Values: []string{"orders:read", "orders:refund", "orders:write", "users:manage"}, Plain: true, FromPermissions: true}},
+				Claims:      []Claim{{Name: "perms", Values: []string{"orders:read", "orders:refund", "orders:write", "users:manage"}, FromPermissions: true}},
 				ScopesToAdd: []string{"api/orders:read", "api/orders:refund", "api/orders:write", "api/users:manage"},
 			},
 		},
@@ -144,7 +144,7 @@ func TestResolveTokens(t *testing.T) {
 			sub:         Subject{ClientID: "m2m", Machine: true},
 			wantProfile: "m2m",
 			wantAccess: TokenChanges{
-				Claims:      []Claim{{Name: "roles", Values: []string{"reporter"}, Plain: true}},
+				Claims:      []Claim{{Name: "roles", Values: []string{"reporter"}}},
 				ScopesToAdd: []string{"rs/reports:read"},
 			},
 		},

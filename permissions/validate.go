@@ -2,6 +2,7 @@ package permissions
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -74,18 +75,18 @@ func (v *validator) addf(path Path, format string, args ...any) {
 func Validate(p *Policy) error {
 	v := &validator{p: p}
 	v.roles()
-	for _, g := range sortedKeys(p.Groups) {
+	for _, g := range slices.Sorted(maps.Keys(p.Groups)) {
 		path := Path{"groups", g}
 		v.groupName(path, g)
 		v.roleRefs(path, p.Groups[g])
 	}
 	v.roleRefs(Path{"defaults", "roles"}, p.Defaults.Roles)
-	for _, id := range sortedKeys(p.Machines) {
+	for _, id := range slices.Sorted(maps.Keys(p.Machines)) {
 		path := Path{"machines", id}
 		v.clientID(path, id)
 		v.roleRefs(path, p.Machines[id])
 	}
-	for _, id := range sortedKeys(p.Clients) {
+	for _, id := range slices.Sorted(maps.Keys(p.Clients)) {
 		path := Path{"clients", id}
 		if id != DefaultProfile {
 			v.clientID(path, id)
@@ -102,7 +103,7 @@ func Validate(p *Policy) error {
 }
 
 func (v *validator) roles() {
-	names := sortedKeys(v.p.Roles)
+	names := slices.Sorted(maps.Keys(v.p.Roles))
 	for _, name := range names {
 		r := v.p.Roles[name]
 		path := Path{"roles", name}
@@ -171,6 +172,9 @@ func (v *validator) permissionList(path Path, perms []string) {
 		if !ValidScope(perm) || len(perm) > maxPermissionLen {
 			v.addf(path.with(index(i)), "permission %q must be 1 to %d printable characters without blanks, quotes or backslashes", perm, maxPermissionLen)
 		}
+		if why, ok := CognitoScopes[perm]; ok {
+			v.addf(path.with(index(i)), "permission %q is a scope Cognito gives a meaning of its own (%s): as a scope it would reach every holder; name the permission differently", perm, why)
+		}
 	}
 	v.duplicates(path, perms)
 }
@@ -211,7 +215,7 @@ func (v *validator) clientID(path Path, id string) {
 }
 
 func (v *validator) token(path Path, t TokenProfile, tok Token) {
-	for _, name := range sortedKeys(t.Claims) {
+	for _, name := range slices.Sorted(maps.Keys(t.Claims)) {
 		cpath := path.with("claims", name)
 		if name == "" || len(name) > maxNameLen || strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
 			v.addf(cpath, "claim name %q must be 1 to %d printable characters without blanks", name, maxNameLen)
@@ -260,12 +264,51 @@ func (v *validator) token(path Path, t TokenProfile, tok Token) {
 	if t.ScopePrefix != "" && (!ValidScope(t.ScopePrefix) || len(t.ScopePrefix) > maxPermissionLen) {
 		v.addf(path.with("scopePrefix"), "scope prefix %q must be printable characters without blanks, quotes or backslashes", t.ScopePrefix)
 	}
+	added := v.addedScopes(t)
+	if t.ScopePrefix != "" {
+		for _, scope := range slices.Sorted(maps.Keys(added)) {
+			if why, ok := CognitoScopes[scope]; ok {
+				v.addf(path.with("scopePrefix"), "scope prefix %q makes permission %q the scope %q, which Cognito gives a meaning of its own (%s)", t.ScopePrefix, added[scope], scope, why)
+			}
+		}
+	}
 	for i, s := range t.SuppressScopes {
 		if !ValidScope(s) {
 			v.addf(path.with("suppressScopes", index(i)), "scope %q must be printable characters without blanks, quotes or backslashes", s)
 		}
+		if perm, ok := added[s]; ok {
+			v.addf(path.with("suppressScopes", index(i)), "scope %q is both added (from permission %q) and suppressed", s, perm)
+		}
 	}
 	v.duplicates(path.with("suppressScopes"), t.SuppressScopes)
+}
+
+// CognitoScopes are the scopes that Cognito itself gives a meaning, with
+// what each one lets a token do. A permission may never become one.
+var CognitoScopes = map[string]string{
+	"aws.cognito.signin.user.admin": "it lets users read and change their own attributes, which attribute: claims trust",
+	"openid":                        "it makes the token an OpenID Connect token",
+	"email":                         "it releases the email address",
+	"phone":                         "it releases the phone number",
+	"profile":                       "it releases the user's profile attributes",
+}
+
+// addedScopes maps each scope the access token profile t can add to the
+// permission it comes from (after the allow-list). It is empty when t adds
+// no scopes.
+func (v *validator) addedScopes(t TokenProfile) map[string]string {
+	out := map[string]string{}
+	if !t.Scopes {
+		return out
+	}
+	for _, r := range v.p.Roles {
+		for _, perm := range r.Permissions {
+			if t.Allow == nil || allowed(t.Allow, perm) {
+				out[t.ScopePrefix+perm] = perm
+			}
+		}
+	}
+	return out
 }
 
 func validAllow(a string) bool {
@@ -309,13 +352,4 @@ func claimKind(src string) (claimSource, bool) {
 		return claimAttribute, true
 	}
 	return 0, false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -85,6 +85,25 @@ func TestValidateErrors(t *testing.T) {
 			p.Clients[DefaultProfile] = c
 		}, "clients.default.accessToken.suppressScopes[0]", "scope"},
 		{"negative budget", func(p *Policy) { p.Limits.MaxTokenBytes = -1 }, "limits.maxTokenBytes", "between"},
+		// Scopes with a meaning of their own in Cognito are never permissions.
+		{"admin scope as a permission", func(p *Policy) {
+			p.Roles["basic"] = Role{Permissions: []string{"aws.cognito.signin.user.admin"}}
+			c := p.Clients[DefaultProfile]
+			c.AccessToken.SuppressScopes = nil // else also "added and suppressed"
+			p.Clients[DefaultProfile] = c
+		}, "roles.basic.permissions[0]", "lets users read and change their own attributes"},
+		{"openid as a permission", func(p *Policy) { p.Roles["basic"] = Role{Permissions: []string{"openid"}} }, "roles.basic.permissions[0]", "OpenID Connect"},
+		{"prefix makes a Cognito scope", func(p *Policy) {
+			p.Roles["basic"] = Role{Permissions: []string{"admin"}}
+			c := p.Clients["m2m"]
+			c.AccessToken.ScopePrefix = "aws.cognito.signin.user."
+			p.Clients["m2m"] = c
+		}, "clients.m2m.accessToken.scopePrefix", `the scope "aws.cognito.signin.user.admin"`},
+		{"scope added and suppressed", func(p *Policy) {
+			c := p.Clients["m2m"]
+			c.AccessToken.SuppressScopes = []string{"rs/reports:read"}
+			p.Clients["m2m"] = c
+		}, "clients.m2m.accessToken.suppressScopes[0]", `both added (from permission "reports:read") and suppressed`},
 		{"unknown overflow", func(p *Policy) { p.Limits.OnOverflow = "truncate" }, "limits.onOverflow", "onOverflow"},
 	}
 	for _, tt := range tests {

@@ -108,79 +108,147 @@ func New(src Source, log zerolog.Logger, opts ...Option) *Handler {
 // Invoke answers a raw event; it implements aws-lambda-go's lambda.Handler.
 // Decoding here, rather than in aws-lambda-go, keeps decoder messages (which
 // name Go types) away from users.
-func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err error) {
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	start := h.now()
-	ev, derr := DecodeEvent(payload)
-	if derr != nil {
-		h.log.Warn().Str("error", derr.Error()).Dur("duration_ms", h.now().Sub(start)).Msg("malformed event")
-		return nil, ErrMalformed
-	}
-	reply, err := h.handle(ctx, ev, start)
+	st := &stats{}
+	ev, err := DecodeEvent(payload)
+	var out []byte
 	if err != nil {
-		return nil, err
+		st.outcome, st.problem = OutcomeMalformed, err.Error()
+		err = ErrMalformed
+	} else {
+		var reply *Reply
+		if reply, err = h.handle(ctx, ev, st); err == nil {
+			if out, err = json.Marshal(reply); err != nil {
+				st.outcome, st.problem = OutcomeInternal, "encode response: "+err.Error()
+				out, err = nil, ErrInternal
+			}
+		}
 	}
-	out, merr := json.Marshal(reply)
-	if merr != nil {
-		h.log.Error().Str("error", merr.Error()).Msg("encode response")
-		return nil, ErrInternal
-	}
-	return out, nil
+	h.logInvocation(ev, st, start, err)
+	return out, err
 }
 
 // Handle answers a decoded event.
 func (h *Handler) Handle(ctx context.Context, ev *Event) (*Reply, error) {
-	return h.handle(ctx, ev, h.now())
+	start := h.now()
+	st := &stats{}
+	reply, err := h.handle(ctx, ev, st)
+	h.logInvocation(ev, st, start, err)
+	return reply, err
 }
 
-// stats is what one invocation's log line counts.
+// Explanation is a token preview: the trigger's answer to an event and the
+// resolution behind it.
+type Explanation struct {
+	Reply *Reply
+	// Result is the subject's roles, permissions and both tokens' changes
+	// as the policy resolves them, before Cognito's rules and the budget.
+	Result permissions.Result
+	// Assigned are the user's directly assigned roles that were read.
+	Assigned []string
+	// PolicyVersion labels the snapshot that answered.
+	PolicyVersion string
+	// IDBytes and AccessBytes are the estimated growth of each changed
+	// token, which the budget (Limits.MaxTokenBytes) is checked against.
+	IDBytes, AccessBytes int
+}
+
+// Explain answers ev by the very path Handle takes (the snapshot, user
+// assignments, Cognito's rules, the budget) and returns the resolution
+// behind the answer too. It writes no log line. A refused token comes back
+// as the error, with what was resolved before the refusal.
+func (h *Handler) Explain(ctx context.Context, ev *Event) (Explanation, error) {
+	st := &stats{}
+	reply, err := h.handle(ctx, ev, st)
+	return Explanation{Reply: reply, Result: st.res, Assigned: st.assignedRoles, PolicyVersion: st.version,
+		IDBytes: st.idBytes, AccessBytes: st.accessBytes}, err
+}
+
+// Outcome is what became of one invocation, for the log line.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeIssued      Outcome = "issued"      // answered: the token is issued (perhaps unchanged, by the failure mode)
+	OutcomeUnavailable Outcome = "unavailable" // refused: no policy to answer with (failure mode closed)
+	OutcomeTooLarge    Outcome = "too_large"   // refused: over the token budget
+	OutcomeMalformed   Outcome = "malformed"   // refused: not a pre token generation event, or an unknown version
+	OutcomeInternal    Outcome = "internal"    // refused: a bug (a panic, an answer that did not encode)
+)
+
+// stats is what one invocation's log line says. Every path fills it in and
+// the one writer, logInvocation, writes it: one line per invocation.
 type stats struct {
+	outcome                               Outcome
 	roles, scopes, idClaims, accessClaims int
+	idBytes, accessBytes                  int // the tokens' estimated growth
 	version                               string
 	cache                                 permissions.CacheState
 	assigned                              int
-	overflow                              bool
+	overflow                              bool     // over budget: roles only, or refused
+	failOpen                              bool     // issued by the failure mode, without the policy
+	problem                               string   // what went wrong, for operators; never shown to users
+	dropped                               []string // what the last line of defence removed
+	res                                   permissions.Result
+	assignedRoles                         []string
 }
 
-func (h *Handler) handle(ctx context.Context, ev *Event, start time.Time) (reply *Reply, err error) {
-	var st stats
+func (st *stats) drop(what string) { st.dropped = append(st.dropped, what) }
+
+func (h *Handler) handle(ctx context.Context, ev *Event, st *stats) (reply *Reply, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			h.log.Error().Str("panic", fmt.Sprint(p)).Msg("handler panic")
+			st.outcome, st.problem = OutcomeInternal, fmt.Sprint("panic: ", p)
 			reply, err = nil, ErrInternal
 		}
-		h.logInvocation(ev, st, start, err)
 	}()
 	v1, err := isV1(ev.Version)
 	if err != nil {
+		st.outcome, st.problem = OutcomeMalformed, "unsupported event version"
 		return nil, err
 	}
 	snap, state, serr := h.src.Snapshot(ctx)
 	st.cache = state
 	if serr != nil {
-		return h.failed(ev, v1, &st, "no policy snapshot", serr)
+		return h.failed(ev, v1, st, "no policy snapshot", serr)
 	}
 	st.version = snap.Version()
 	var assigned []string
 	if sub := ev.Request.UserAttributes["sub"]; h.assignments != nil && sub != "" && ev.TriggerSource != ClientCredentials {
 		roles, err := h.assignments.UserRoles(ctx, sub)
 		if err != nil {
-			return h.failed(ev, v1, &st, "user role assignments unavailable", err)
+			return h.failed(ev, v1, st, "user role assignments unavailable", err)
 		}
-		assigned, st.assigned = roles, len(roles)
+		assigned, st.assigned, st.assignedRoles = roles, len(roles), roles
 	}
-	return h.respond(ev, v1, snap, assigned, &st)
+	return h.respond(ev, v1, snap, assigned, st)
+}
+
+// LastKnown is implemented by a Source that can still name its last
+// snapshot when it may no longer serve it (*permissions.Cache beyond the
+// maximum staleness). The failure mode open takes that snapshot's
+// suppressions from it, so an outage never hands out a scope or claim that
+// the policy removes.
+type LastKnown interface {
+	Last() *permissions.Snapshot
 }
 
 // failed is the one place where a failure to read the policy becomes trigger
-// behaviour: refuse the token (closed), or issue it unchanged (open).
+// behaviour: refuse the token (closed), or issue it without additions (open).
 // Either way it is logged; it is never treated as "no permissions".
 func (h *Handler) failed(ev *Event, v1 bool, st *stats, what string, err error) (*Reply, error) {
+	st.problem = what + ": " + err.Error()
 	if h.mode == FailClosed {
-		h.log.Error().Str("error", err.Error()).Msg(what + "; refusing the token (failure mode closed)")
+		st.outcome = OutcomeUnavailable
 		return nil, ErrUnavailable
 	}
-	h.log.Error().Str("error", err.Error()).Msg(what + "; issuing the token unchanged (failure mode open)")
-	return h.respond(ev, v1, nil, nil, st)
+	st.failOpen = true
+	var last *permissions.Snapshot
+	if lk, ok := h.src.(LastKnown); ok {
+		last = lk.Last()
+	}
+	return h.respondOpen(ev, v1, last, st), nil
 }
 
 // isV1 tells the V1_0 shape from the V2_0/V3_0 shape.
@@ -197,17 +265,8 @@ func isV1(v Version) (bool, error) {
 // ClientCredentials is the trigger source of a machine-to-machine token.
 const ClientCredentials = "TokenGeneration_ClientCredentials"
 
-func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, assigned []string, st *stats) (*Reply, error) {
+func (h *Handler) subject(ev *Event, assigned []string) permissions.Subject {
 	machine := ev.TriggerSource == ClientCredentials
-	reply := &Reply{Event: *ev}
-	var groups *GroupConfiguration
-	if !machine {
-		groups = keepGroups(ev.Request.GroupConfiguration)
-	}
-	if snap == nil {
-		reply.Response = emptyResponse(v1, groups)
-		return reply, nil
-	}
 	sub := permissions.Subject{
 		ClientID:   ev.CallerContext.ClientID,
 		Machine:    machine,
@@ -217,21 +276,65 @@ func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, assign
 	if !machine {
 		sub.Groups = ev.Request.GroupConfiguration.GroupsToOverride
 	}
+	return sub
+}
+
+func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, assigned []string, st *stats) (*Reply, error) {
+	sub := h.subject(ev, assigned)
 	res := snap.Resolve(sub)
-	st.roles = len(res.Roles)
+	st.roles, st.res = len(res.Roles), res
 	limits := snap.Limits()
-	id, access := h.tokens(res, machine, false)
-	if over(id, access, v1, limits.MaxTokenBytes) {
+	// The budget applies to each token the answer changes: a V1 answer
+	// changes only the ID token, a client-credentials answer only the
+	// access token.
+	changesID, changesAccess := !sub.Machine, !v1
+	fits := func(id, access tokenOut) bool {
+		st.idBytes, st.accessBytes = 0, 0
+		if changesID {
+			st.idBytes = growth(id, v1)
+		}
+		if changesAccess {
+			st.accessBytes = growth(access, false)
+		}
+		return st.idBytes <= limits.MaxTokenBytes && st.accessBytes <= limits.MaxTokenBytes
+	}
+	id, access := h.tokens(res, sub.Machine, false, st)
+	if !fits(id, access) {
 		st.overflow = true
 		if limits.OnOverflow != permissions.OverflowRolesOnly {
-			h.log.Warn().Int("max_token_bytes", limits.MaxTokenBytes).Msg("token over budget; refusing it (onOverflow fail)")
+			st.outcome, st.problem = OutcomeTooLarge, fmt.Sprintf("over the token budget of %d bytes (onOverflow fail)", limits.MaxTokenBytes)
 			return nil, ErrTooLarge
 		}
-		id, access = h.tokens(res, machine, true)
-		if over(id, access, v1, limits.MaxTokenBytes) {
-			h.log.Warn().Int("max_token_bytes", limits.MaxTokenBytes).Msg("token over budget even with roles only; refusing it")
+		id, access = h.tokens(res, sub.Machine, true, st)
+		if !fits(id, access) {
+			st.outcome, st.problem = OutcomeTooLarge, fmt.Sprintf("over the token budget of %d bytes even with roles only", limits.MaxTokenBytes)
 			return nil, ErrTooLarge
 		}
+	}
+	st.outcome = OutcomeIssued
+	return h.reply(ev, v1, id, access, st), nil
+}
+
+// respondOpen is the failure mode open's answer: groups kept, nothing
+// added, and the suppressions of the last known snapshot, if there is one.
+func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, st *stats) *Reply {
+	st.outcome = OutcomeIssued
+	var id, access tokenOut
+	if last != nil {
+		res := last.Resolve(h.subject(ev, nil))
+		id, access = h.tokens(res, ev.TriggerSource == ClientCredentials, true, st)
+		id.claims, access.claims, id.scopesToAdd, access.scopesToAdd = nil, nil, nil, nil
+	}
+	return h.reply(ev, v1, id, access, st)
+}
+
+// reply shapes the two tokens' changes as the event version wants them.
+func (h *Handler) reply(ev *Event, v1 bool, id, access tokenOut, st *stats) *Reply {
+	machine := ev.TriggerSource == ClientCredentials
+	reply := &Reply{Event: *ev}
+	var groups *GroupConfiguration
+	if !machine {
+		groups = keepGroups(ev.Request.GroupConfiguration)
 	}
 	if v1 {
 		reply.Response.ClaimsOverrideDetails = &ClaimsOverrideDetails{
@@ -240,7 +343,7 @@ func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, assign
 			GroupOverrideDetails:  groups,
 		}
 		st.idClaims = len(id.claims)
-		return reply, nil
+		return reply
 	}
 	d := &ClaimsAndScopeOverrideDetails{GroupOverrideDetails: groups}
 	if !machine { // client credentials issue no ID token
@@ -250,14 +353,7 @@ func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, assign
 	d.AccessTokenGeneration = v2Token(access)
 	st.accessClaims, st.scopes = len(access.claims), len(access.scopesToAdd)
 	reply.Response.ClaimsAndScopeOverrideDetails = d
-	return reply, nil
-}
-
-func emptyResponse(v1 bool, groups *GroupConfiguration) Response {
-	if v1 {
-		return Response{ClaimsOverrideDetails: &ClaimsOverrideDetails{GroupOverrideDetails: groups}}
-	}
-	return Response{ClaimsAndScopeOverrideDetails: &ClaimsAndScopeOverrideDetails{GroupOverrideDetails: groups}}
+	return reply
 }
 
 // keepGroups returns the group override that leaves the user's groups as
@@ -273,16 +369,28 @@ func keepGroups(gc GroupConfiguration) *GroupConfiguration {
 	return &out
 }
 
-func (h *Handler) logInvocation(ev *Event, st stats, start time.Time, err error) {
+// logInvocation writes the invocation's one log line: info when a token was
+// issued as the policy says, warn when it was refused or degraded (over
+// budget, failure mode), error when something that should never happen
+// did (a store failure, a panic, a reserved claim or scope reaching the
+// trigger).
+func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error) {
 	lvl := zerolog.InfoLevel
-	if err != nil {
+	switch {
+	case st.outcome == OutcomeInternal || len(st.dropped) > 0 || st.cache == permissions.CacheNone && st.problem != "":
+		lvl = zerolog.ErrorLevel
+	case err != nil || st.overflow || st.failOpen:
 		lvl = zerolog.WarnLevel
 	}
 	e := h.log.WithLevel(lvl)
 	if !e.Enabled() {
 		return
 	}
-	e = e.Str("trigger_source", ev.TriggerSource).
+	if ev == nil {
+		ev = &Event{}
+	}
+	e = e.Str("outcome", string(st.outcome)).
+		Str("trigger_source", ev.TriggerSource).
 		Str("event_version", string(ev.Version)).
 		Str("client_id", ev.CallerContext.ClientID).
 		Str("user_sub", ev.Request.UserAttributes["sub"]).
@@ -292,12 +400,23 @@ func (h *Handler) logInvocation(ev *Event, st stats, start time.Time, err error)
 		Int("scopes_added", st.scopes).
 		Int("id_claims_added", st.idClaims).
 		Int("access_claims_added", st.accessClaims).
+		Int("id_token_bytes_added", st.idBytes).
+		Int("access_token_bytes_added", st.accessBytes).
 		Dur("duration_ms", h.now().Sub(start))
 	if st.assigned > 0 {
 		e = e.Int("assigned_roles", st.assigned)
 	}
 	if st.overflow {
 		e = e.Bool("over_budget", true)
+	}
+	if st.failOpen {
+		e = e.Bool("failure_mode_open", true)
+	}
+	if len(st.dropped) > 0 {
+		e = e.Strs("dropped", st.dropped)
+	}
+	if st.problem != "" {
+		e = e.Str("problem", st.problem)
 	}
 	if err != nil {
 		e = e.Str("error", err.Error())

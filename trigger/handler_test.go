@@ -371,36 +371,16 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// TestSizeIsUpperBound checks the budget arithmetic against encoding/json.
-func TestSizeIsUpperBound(t *testing.T) {
-	claims := []permissions.Claim{
-		{Name: "roles", Values: []string{"a", "bb", "<ccc>"}},
-		{Name: "perms", Values: nil},
-		{Name: "t\"q", Values: []string{"x\ny&"}, Single: true},
-		{Name: "one", Values: []string{"z"}},
-	}
-	out := tokenOut{claims: claims, scopesToAdd: []string{"api/a", "api/b"}}
-	v2, _ := json.Marshal(v2Token(out).ClaimsToAddOrOverride)
-	if got, min := size(out, false), len(v2)+len("api/a api/b"); got < min {
-		t.Errorf("V2 size = %d, below the encoded %d", got, min)
-	}
-	v1, _ := json.Marshal(v1Claims(claims))
-	if got, min := size(tokenOut{claims: claims}, true), len(v1); got < min {
-		t.Errorf("V1 size = %d, below the encoded %d", got, min)
-	}
-}
-
 // TestReservedClaimsFiltered feeds the trigger's last line of defence
 // changes that a validated policy can never produce.
 func TestReservedClaimsFiltered(t *testing.T) {
-	var logs bytes.Buffer
-	h := New(Static{}, zerolog.New(&logs))
-	got := h.token(permissions.TokenChanges{
+	st := &stats{}
+	got := token(permissions.TokenChanges{
 		Claims:           []permissions.Claim{{Name: "sub", Values: []string{"x"}}, {Name: "ok", Values: []string{"y"}}, {Name: "cognito:username"}},
 		ClaimsToSuppress: []string{"exp", "dev:x"},
-		ScopesToAdd:      []string{"good", "", "has blank"},
+		ScopesToAdd:      []string{"good", "", "has blank", "aws.cognito.signin.user.admin", "openid"},
 		ScopesToSuppress: []string{"a\tb", "fine"},
-	}, permissions.AccessToken, false)
+	}, permissions.AccessToken, false, st)
 	want := tokenOut{
 		claims:           []permissions.Claim{{Name: "ok", Values: []string{"y"}}},
 		suppress:         []string{"dev:x"},
@@ -410,8 +390,10 @@ func TestReservedClaimsFiltered(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(tokenOut{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if n := strings.Count(logs.String(), `"level":"error"`); n < 4 {
-		t.Errorf("logged %d errors for dropped claims and scopes, want at least 4:\n%s", n, logs.String())
+	wantDropped := []string{"access token claim sub", "access token claim cognito:username", `access token claim to suppress "exp"`,
+		`scope to add ""`, `scope to add "has blank"`, `scope to add "aws.cognito.signin.user.admin"`, `scope to add "openid"`, `scope to suppress "a\tb"`}
+	if diff := cmp.Diff(wantDropped, st.dropped); diff != "" {
+		t.Errorf("dropped (-want +got):\n%s", diff)
 	}
 }
 
@@ -435,7 +417,8 @@ func TestLogLine(t *testing.T) {
 		"trigger_source": "TokenGeneration_HostedAuth", "event_version": "2", "client_id": "1example23456789",
 		"user_sub": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "policy_version": got["policy_version"],
 		"cache": "static", "roles": 1.0, "scopes_added": 1.0, "id_claims_added": 3.0, "access_claims_added": 1.0,
-		"duration_ms": got["duration_ms"],
+		"id_token_bytes_added": got["id_token_bytes_added"], "access_token_bytes_added": got["access_token_bytes_added"],
+		"outcome": "issued", "duration_ms": got["duration_ms"],
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("log line (-want +got):\n%s", diff)

@@ -1,7 +1,9 @@
 package trigger
 
 import (
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pretoken/pretoken/permissions"
 )
@@ -15,18 +17,19 @@ type tokenOut struct {
 }
 
 // tokens applies Cognito's rules to a resolution. A validated policy never
-// yields a reserved claim or a malformed scope; this is the last line of
-// defence should one reach the trigger some other way, and it logs an error
-// for each thing it drops. rolesOnly drops permission claims and scopes.
-func (h *Handler) tokens(res permissions.Result, machine, rolesOnly bool) (id, access tokenOut) {
+// yields a reserved claim, a malformed scope or a scope that Cognito gives a
+// meaning of its own; this is the last line of defence should one reach the
+// trigger some other way, and it records each thing it drops for the log
+// line. rolesOnly drops permission claims and scopes.
+func (h *Handler) tokens(res permissions.Result, machine, rolesOnly bool, st *stats) (id, access tokenOut) {
 	if !machine {
-		id = h.token(res.ID, permissions.IDToken, rolesOnly)
+		id = token(res.ID, permissions.IDToken, rolesOnly, st)
 	}
-	access = h.token(res.Access, permissions.AccessToken, rolesOnly)
+	access = token(res.Access, permissions.AccessToken, rolesOnly, st)
 	return id, access
 }
 
-func (h *Handler) token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool) tokenOut {
+func token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool, st *stats) tokenOut {
 	var out tokenOut
 	out.claims = c.Claims[:0:0]
 	for _, cl := range c.Claims {
@@ -34,44 +37,41 @@ func (h *Handler) token(c permissions.TokenChanges, tok permissions.Token, roles
 			continue
 		}
 		if err := permissions.CheckAddClaim(cl.Name, tok); err != nil {
-			h.log.Error().Str("claim", cl.Name).Str("token", tok.String()).Msg("dropped a reserved claim")
+			st.drop(tok.String() + " claim " + cl.Name)
 			continue
 		}
 		out.claims = append(out.claims, cl)
 	}
-	out.suppress = c.ClaimsToSuppress
-	for _, name := range c.ClaimsToSuppress {
-		if permissions.CheckSuppressClaim(name, tok) != nil {
-			out.suppress = filter(c.ClaimsToSuppress, func(n string) bool { return permissions.CheckSuppressClaim(n, tok) == nil })
-			h.log.Error().Str("token", tok.String()).Msg("dropped a reserved claim from claimsToSuppress")
-			break
-		}
-	}
+	out.suppress = keep(c.ClaimsToSuppress, st, func(n string) bool { return permissions.CheckSuppressClaim(n, tok) == nil },
+		tok.String()+" claim to suppress ")
 	if !rolesOnly {
-		out.scopesToAdd = validScopes(h, c.ScopesToAdd)
+		out.scopesToAdd = keep(c.ScopesToAdd, st, func(s string) bool {
+			_, cognito := permissions.CognitoScopes[s]
+			return permissions.ValidScope(s) && !cognito
+		}, "scope to add ")
 	}
-	out.scopesToSuppress = validScopes(h, c.ScopesToSuppress)
+	out.scopesToSuppress = keep(c.ScopesToSuppress, st, permissions.ValidScope, "scope to suppress ")
 	return out
 }
 
-func validScopes(h *Handler, scopes []string) []string {
-	for _, s := range scopes {
-		if !permissions.ValidScope(s) {
-			h.log.Error().Msg("dropped an empty or malformed scope")
-			return filter(scopes, permissions.ValidScope)
+// keep returns list without the entries ok refuses, recording each one.
+// It allocates only when something is dropped.
+func keep(list []string, st *stats, ok func(string) bool, what string) []string {
+	for i, s := range list {
+		if ok(s) {
+			continue
 		}
-	}
-	return scopes
-}
-
-func filter(list []string, keep func(string) bool) []string {
-	out := make([]string, 0, len(list))
-	for _, s := range list {
-		if keep(s) {
-			out = append(out, s)
+		out := append([]string(nil), list[:i]...)
+		for _, s := range list[i:] {
+			if ok(s) {
+				out = append(out, s)
+			} else {
+				st.drop(what + strconv.Quote(s))
+			}
 		}
+		return out
 	}
-	return out
+	return list
 }
 
 // v1Claims renders claims for a V1_0 answer, where values are strings:
@@ -110,60 +110,70 @@ func v2Token(t tokenOut) *TokenGeneration {
 	return g
 }
 
-// over reports whether either token exceeds the budget of max JSON bytes.
-func over(id, access tokenOut, v1 bool, max int) bool {
-	return size(id, v1) > max || size(access, false) > max
-}
-
-// size is an upper bound on the JSON bytes that t adds to a token: the
-// claims object and the scopes, space-separated as in the scope claim.
-func size(t tokenOut, v1 bool) int {
-	n := 2 // {}
-	for i, c := range t.claims {
-		if i > 0 {
-			n++ // ,
-		}
-		n += jsonLen(c.Name) + 1 // "name":
-		vlen := jsonLen
-		if c.Plain {
-			vlen = plainLen
-		}
+// growth is the number of bytes by which t's changes grow the encoded
+// token: the base64url JWT payload. The JSON growth is counted with
+// encoding/json's escaping (quotes, backslashes and control characters,
+// "<", ">", "&", U+2028, U+2029, invalid UTF-8), each claim as a new member
+// of the payload object and each scope as a blank and the scope appended to
+// the scope claim; base64url then turns d bytes of JSON into at most
+// ceil(4d/3) more bytes. Suppressions can only shrink a token and are not
+// counted, so the figure is an upper bound, and within a few percent of the
+// real growth (the property test in tokens_test.go checks both).
+func growth(t tokenOut, v1 bool) int {
+	d := 0
+	for _, c := range t.claims {
+		d += 1 + jsonLen(c.Name) + 1 // ,"name":
 		switch {
 		case v1 || c.Single:
-			n += 2 + len(c.Values) - 1 // quotes and blanks
-			if len(c.Values) == 0 {
-				n++
-			}
-			for _, v := range c.Values {
-				n += vlen(v) - 2
+			d += 2 // the quotes of one string
+			for i, v := range c.Values {
+				if i > 0 {
+					d++ // the blank between list items in a V1 string
+				}
+				d += jsonLen(v) - 2
 			}
 		default:
-			n += 2 + len(c.Values) // [] and commas (one more than needed: an upper bound)
-			for _, v := range c.Values {
-				n += vlen(v)
+			d += 2 // []
+			for i, v := range c.Values {
+				if i > 0 {
+					d++ // ,
+				}
+				d += jsonLen(v)
 			}
 		}
 	}
 	for _, s := range t.scopesToAdd {
-		n += len(s) + 1
+		d += 1 + jsonLen(s) - 2
 	}
-	return n
+	return (4*d + 2) / 3
 }
 
-// plainLen is the length of a role or permission name as a JSON string:
-// validation allows no character that JSON escapes.
-func plainLen(s string) int { return len(s) + 2 }
-
-// jsonLen is an upper bound on the length of s as a JSON string, quotes included.
+// jsonLen is the length of s as a JSON string, quotes included, as
+// encoding/json writes it.
 func jsonLen(s string) int {
 	n := 2
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"', c == '\\', c == '\b', c == '\f', c == '\n', c == '\r', c == '\t':
+				n += 2
+			case c < 0x20, c == '<', c == '>', c == '&':
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r == '\u2028', r == '\u2029':
 			n += 6
 		default:
-			n++
+			n += size
 		}
+		i += size
 	}
 	return n
 }

@@ -79,7 +79,7 @@ func TestPlan(t *testing.T) {
 			c.AccessToken.ScopePrefix = "api/"
 			p.Clients["default"] = c
 		}, "~ client default: accessToken changed"},
-		{"limits", func(p *permissions.Policy) { p.Limits.MaxTokenBytes = 4096 }, "~ limits: maxTokenBytes 8192 -> 4096"},
+		{"limits", func(p *permissions.Policy) { p.Limits.MaxTokenBytes = 4096 }, "~ limits: maxTokenBytes 2500 -> 4096"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

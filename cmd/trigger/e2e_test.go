@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
@@ -132,15 +133,22 @@ func TestLambdaWithPolicyFile(t *testing.T) {
 	}
 }
 
-func TestLambdaWithDynamoDB(t *testing.T) {
+// exampleTable is a fresh table holding the example policy, and its store.
+func exampleTable(t *testing.T) (*dynamodb.Client, string, *dynamo.Store, *permissions.Policy) {
+	t.Helper()
 	client := dynamotest.Client(t)
 	table := dynamotest.Table(t, client)
 	store := dynamo.New(client, table)
-	ctx := context.Background()
 	p := examplePolicyOf(t)
-	if _, err := store.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
+	if _, err := store.Apply(context.Background(), p, dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return client, table, store, p
+}
+
+func TestLambdaWithDynamoDB(t *testing.T) {
+	_, table, store, p := exampleTable(t)
+	ctx := context.Background()
 	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
 	f := lambdatest.Start(t, lambdatest.Build(t, "."), dynamoEnv(table, proxy.URL, map[string]string{
 		"PRETOKEN_REFRESH_INTERVAL": "1s", "PRETOKEN_MAX_STALENESS": "4s"}))
@@ -199,7 +207,7 @@ func TestLambdaWithDynamoDB(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	logs := f.Logs()
-	for _, s := range []string{`"cache":"stale"`, `"cache":"loaded"`, "failure mode closed"} {
+	for _, s := range []string{`"cache":"stale"`, `"cache":"loaded"`, `"outcome":"unavailable"`} {
 		if !strings.Contains(logs, s) {
 			t.Errorf("logs lack %s", s)
 		}

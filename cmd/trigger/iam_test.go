@@ -24,14 +24,8 @@ import (
 // two until the role allows it, and an action the trigger no longer calls
 // fails this one until the role drops it.
 func TestTriggerIAMActionsFromEvidence(t *testing.T) {
-	client := dynamotest.Client(t)
-	table := dynamotest.Table(t, client)
-	store := dynamo.New(client, table)
+	client, table, store, _ := exampleTable(t)
 	ctx := context.Background()
-	p := examplePolicyOf(t)
-	if _, err := store.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	staff := readFile(t, staffEvent)
 	if _, err := store.Assign(ctx, "22222222-2222-4222-8222-222222222222", []string{"refunder"}, "iam-test"); err != nil {
 		t.Fatal(err)
