@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/pretoken/pretoken/permissions/dynamo"
 )
 
 // API is the part of the DynamoDB client migrations use.
@@ -76,21 +77,7 @@ func createTable(ctx context.Context, api API, table string) error {
 	return nil
 }
 
+// seedVersion asks the store, which owns the table's layout, to write it.
 func seedVersion(ctx context.Context, api API, table string) error {
-	_, err := api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &table,
-		Item: map[string]types.AttributeValue{
-			"PK":         &types.AttributeValueMemberS{Value: "META"},
-			"SK":         &types.AttributeValueMemberS{Value: "VERSION"},
-			"version":    &types.AttributeValueMemberN{Value: "0"},
-			"generation": &types.AttributeValueMemberS{Value: ""},
-			"items":      &types.AttributeValueMemberN{Value: "0"},
-		},
-		ConditionExpression: aws.String("attribute_not_exists(PK)"),
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if err != nil && !errors.As(err, &ccf) {
-		return fmt.Errorf("seed version item: %w", err)
-	}
-	return nil
+	return dynamo.SeedVersion(ctx, api, table)
 }

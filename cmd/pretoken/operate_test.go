@@ -230,7 +230,7 @@ func TestAssignUnassignUser(t *testing.T) {
 		t.Errorf("user: %q", out)
 	}
 	code, _, errOut = runCLI(t, "assign", "--table", table, "u-42", "admin", "superuser")
-	if code != 1 || !strings.Contains(errOut, `unknown role superuser`) {
+	if code != 1 || !strings.Contains(errOut, `unknown role: superuser (the stored policy`) {
 		t.Errorf("unknown role: %d %q", code, errOut)
 	}
 	code, out, _ = runCLI(t, "unassign", "--table", table, "u-42", "reporter")

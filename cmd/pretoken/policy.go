@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -141,68 +141,89 @@ type explainCmd struct {
 }
 
 func (c *explainCmd) Run(e *env) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	h, err := c.handler(ctx)
+	if err != nil {
+		return err
+	}
+	x, err := h.Explain(ctx, c.event())
+	if err != nil {
+		return fmt.Errorf("the trigger answered with an error: %v", err)
+	}
+	c.print(e.stdout, x)
+	return nil
+}
+
+func (c *explainCmd) check() error {
 	if c.ClientCredentials && c.Version != "3" {
 		return errors.New("--client-credentials needs --version 3: only V3_0 events fire for client credentials")
 	}
 	if c.User != "" && c.Table == "" {
 		return errors.New("--user needs --table: assignments live in the table")
 	}
-	ctx := context.Background()
-	var snap *permissions.Snapshot
-	var opts []trigger.Option
-	var assigned []string
-	if c.Table != "" {
-		s, err := tableFlag{Table: c.Table}.store(ctx)
+	return nil
+}
+
+// handler is the trigger as the function runs it, on the policy file or
+// the table (and, for --user, the table's assignments).
+func (c *explainCmd) handler(ctx context.Context) (*trigger.Handler, error) {
+	if c.Table == "" {
+		snap, err := loadPolicy(c.Policy)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if snap, err = loadTable(ctx, s); err != nil {
-			return err
-		}
-		if c.User != "" {
-			if assigned, err = s.UserRoles(ctx, c.User); err != nil {
-				return err
-			}
-			opts = append(opts, trigger.WithAssignments(s))
-		}
-	} else {
-		var err error
-		if snap, err = loadPolicy(c.Policy); err != nil {
-			return err
-		}
+		return trigger.New(trigger.Static{S: snap}, zerolog.Nop()), nil
 	}
+	s, err := tableFlag{Table: c.Table}.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := loadTable(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	var opts []trigger.Option
+	if c.User != "" {
+		opts = append(opts, trigger.WithAssignments(s))
+	}
+	return trigger.New(trigger.Static{S: snap}, zerolog.Nop(), opts...), nil
+}
+
+// event is the pre token generation event Cognito would send for the flags.
+func (c *explainCmd) event() *trigger.Event {
 	ev := &trigger.Event{
 		Version:       trigger.Version(c.Version),
 		TriggerSource: "TokenGeneration_HostedAuth",
 		CallerContext: trigger.CallerContext{ClientID: c.Client},
 	}
-	attrs := c.Attr
-	if c.User != "" {
-		attrs = map[string]string{"sub": c.User}
-		for k, v := range c.Attr {
-			attrs[k] = v
-		}
-	}
 	if c.ClientCredentials {
 		ev.TriggerSource = trigger.ClientCredentials
-	} else {
-		ev.UserName = "explain"
-		ev.Request.UserAttributes = attrs
-		ev.Request.GroupConfiguration.GroupsToOverride = c.Group
+		return ev
 	}
-	reply, err := trigger.New(trigger.Static{S: snap}, zerolog.Nop(), opts...).Handle(ctx, ev)
-	if err != nil {
-		return fmt.Errorf("the trigger answered with an error: %v", err)
-	}
-	res := snap.Resolve(permissions.Subject{ClientID: c.Client, Machine: c.ClientCredentials, Groups: c.Group, Roles: assigned, Attributes: attrs})
-	fmt.Fprintf(e.stdout, "policy %s, client profile %q\n", snap.Version(), res.Profile)
+	attrs := maps.Clone(c.Attr)
 	if c.User != "" {
-		fmt.Fprintf(e.stdout, "assigned:     %s\n", list(assigned))
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		attrs["sub"] = c.User
 	}
-	fmt.Fprintf(e.stdout, "roles:        %s\n", list(res.Roles))
-	fmt.Fprintf(e.stdout, "permissions:  %s\n", list(res.Permissions))
-	summarize(e.stdout, reply)
-	return nil
+	ev.UserName = "explain"
+	ev.Request.UserAttributes = attrs
+	ev.Request.GroupConfiguration.GroupsToOverride = c.Group
+	return ev
+}
+
+func (c *explainCmd) print(w io.Writer, x trigger.Explanation) {
+	fmt.Fprintf(w, "policy %s, client profile %q\n", x.PolicyVersion, x.Result.Profile)
+	if c.User != "" {
+		fmt.Fprintf(w, "assigned:     %s\n", list(x.Assigned))
+	}
+	fmt.Fprintf(w, "roles:        %s\n", list(x.Result.Roles))
+	fmt.Fprintf(w, "permissions:  %s\n", list(x.Result.Permissions))
+	summarize(w, x.Reply)
 }
 
 func list(s []string) string {
@@ -210,14 +231,4 @@ func list(s []string) string {
 		return "(none)"
 	}
 	return strings.Join(s, " ")
-}
-
-// sortedClaims returns a claims map's names in order.
-func sortedClaims[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
 }

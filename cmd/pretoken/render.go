@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/pretoken/pretoken/trigger"
@@ -20,7 +22,7 @@ func summarize(w io.Writer, r *trigger.Reply) {
 	if d := r.Response.ClaimsOverrideDetails; d != nil {
 		fmt.Fprintln(w, "ID token (V1: claim values are strings):")
 		lines := 0
-		for _, name := range sortedClaims(d.ClaimsToAddOrOverride) {
+		for _, name := range slices.Sorted(maps.Keys(d.ClaimsToAddOrOverride)) {
 			fmt.Fprintf(w, "  + %s: %s\n", name, jsonText(d.ClaimsToAddOrOverride[name]))
 			lines++
 		}
@@ -58,7 +60,7 @@ func tokenLines(w io.Writer, g *trigger.TokenGeneration) {
 		fmt.Fprintf(w, "  - scopes: %s\n", strings.Join(g.ScopesToSuppress, " "))
 		lines++
 	}
-	for _, name := range sortedClaims(g.ClaimsToAddOrOverride) {
+	for _, name := range slices.Sorted(maps.Keys(g.ClaimsToAddOrOverride)) {
 		fmt.Fprintf(w, "  + %s: %s\n", name, jsonText(g.ClaimsToAddOrOverride[name]))
 		lines++
 	}

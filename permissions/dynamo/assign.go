@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,68 +65,59 @@ type AssignResult struct {
 // in the same transaction. Every role must exist in the stored policy at the
 // moment of writing, or nothing is written and the error wraps ErrUnknownRole.
 func (s *Store) Assign(ctx context.Context, sub string, roles []string, actor string) (AssignResult, error) {
-	return s.changeUser(ctx, sub, roles, nil, actor)
+	return s.changeUser(ctx, userChange{sub: sub, actor: actor, action: "assign", add: roles})
 }
 
 // Unassign removes roles from the user's direct assignments, with an audit
 // record in the same transaction. Removing a role the user lacks is no change.
 func (s *Store) Unassign(ctx context.Context, sub string, roles []string, actor string) (AssignResult, error) {
-	return s.changeUser(ctx, sub, nil, roles, actor)
+	return s.changeUser(ctx, userChange{sub: sub, actor: actor, action: "unassign", remove: roles})
+}
+
+// userChange is one change to a user's direct assignments.
+type userChange struct {
+	sub, actor  string
+	action      string // assign or unassign, for the audit record
+	add, remove []string
+}
+
+// apply returns the roles after the change, sorted, nil for none.
+func (c userChange) apply(before []string) []string {
+	after := slices.Clone(before)
+	for _, r := range c.add {
+		if !slices.Contains(after, r) {
+			after = append(after, r)
+		}
+	}
+	after = slices.DeleteFunc(after, func(r string) bool { return slices.Contains(c.remove, r) })
+	if len(after) == 0 {
+		return nil
+	}
+	slices.Sort(after)
+	return after
 }
 
 // changeUser reads, changes and conditionally writes the user's item,
 // retrying when another writer got in between, so no update is lost.
-func (s *Store) changeUser(ctx context.Context, sub string, add, remove []string, actor string) (AssignResult, error) {
-	if sub == "" {
+func (s *Store) changeUser(ctx context.Context, c userChange) (AssignResult, error) {
+	if c.sub == "" {
 		return AssignResult{}, errors.New("empty user sub")
 	}
 	for attempt := 0; attempt < 20; attempt++ {
-		var check *types.TransactWriteItem
-		if len(add) > 0 {
-			p, version, err := s.Load(ctx)
-			if err != nil {
-				return AssignResult{}, err
-			}
-			var unknown []string
-			for _, r := range add {
-				if _, ok := p.Roles[r]; !ok {
-					unknown = append(unknown, r)
-				}
-			}
-			if len(unknown) > 0 {
-				return AssignResult{}, fmt.Errorf("%w %s: the stored policy (version %s) has no such role; nothing was assigned",
-					ErrUnknownRole, strings.Join(unknown, ", "), version)
-			}
-			// The roles must still exist when the assignment is written.
-			check = &types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-				TableName:                 &s.table,
-				Key:                       key(metaPK, versionSK),
-				ConditionExpression:       aws.String("#v = :v"),
-				ExpressionAttributeNames:  map[string]string{"#v": "version"},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: version}},
-			}}
-		}
-		u, err := s.readUser(ctx, sub, true)
+		check, err := s.rolesExist(ctx, c.add)
 		if err != nil {
 			return AssignResult{}, err
 		}
-		after := slices.Clone(u.Roles)
-		for _, r := range add {
-			if !slices.Contains(after, r) {
-				after = append(after, r)
-			}
+		u, err := s.readUser(ctx, c.sub, true)
+		if err != nil {
+			return AssignResult{}, err
 		}
-		after = slices.DeleteFunc(after, func(r string) bool { return slices.Contains(remove, r) })
-		slices.Sort(after)
-		res := AssignResult{Before: u.Roles, After: after}
-		if len(after) == 0 {
-			res.After = nil
-		}
+		res := AssignResult{Before: u.Roles, After: c.apply(u.Roles)}
 		if slices.Equal(res.Before, res.After) {
 			return res, nil
 		}
 		res.Changed = true
-		written, err := s.writeUser(ctx, sub, u, res, check, actor, len(add) > 0)
+		written, err := s.writeUser(ctx, c, u, res, check)
 		if err != nil {
 			return AssignResult{}, err
 		}
@@ -142,9 +134,40 @@ func (s *Store) changeUser(ctx context.Context, sub string, add, remove []string
 	return AssignResult{}, errors.New("assignment kept conflicting with other changes; nothing was written")
 }
 
-// writeUser writes the new assignment if the item is still at u.Rev. It
-// reports false when a condition failed.
-func (s *Store) writeUser(ctx context.Context, sub string, u userItem, res AssignResult, check *types.TransactWriteItem, actor string, adding bool) (bool, error) {
+// rolesExist checks that the stored policy has every role, and returns the
+// transaction item that makes the write fail should the policy change
+// before it lands. With no roles to add there is nothing to check.
+func (s *Store) rolesExist(ctx context.Context, roles []string) (*types.TransactWriteItem, error) {
+	if len(roles) == 0 {
+		return nil, nil
+	}
+	p, version, err := s.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var unknown []string
+	for _, r := range roles {
+		if _, ok := p.Roles[r]; !ok {
+			unknown = append(unknown, r)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%w: %s (the stored policy, version %s, has no such role); nothing was assigned",
+			ErrUnknownRole, strings.Join(unknown, ", "), version)
+	}
+	return &types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName:                 &s.table,
+		Key:                       key(metaPK, versionSK),
+		ConditionExpression:       aws.String("#v = :v"),
+		ExpressionAttributeNames:  map[string]string{"#v": "version"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: version}},
+	}}, nil
+}
+
+// writeUser writes the change if the user's item is still at u.Rev, with
+// its audit record and the roles check in one transaction. It reports
+// false when a condition failed.
+func (s *Store) writeUser(ctx context.Context, c userChange, u userItem, res AssignResult, check *types.TransactWriteItem) (bool, error) {
 	next := userItem{Roles: res.After, Rev: u.Rev + 1}
 	if next.Roles == nil {
 		next.Roles = []string{}
@@ -153,19 +176,13 @@ func (s *Store) writeUser(ctx context.Context, sub string, u userItem, res Assig
 	if err != nil {
 		return false, err
 	}
-	for k, v := range key(userPK+sub, userRoleSK) {
-		item[k] = v
-	}
+	maps.Copy(item, key(userPK+c.sub, userRoleSK))
 	put := &types.Put{TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")}
 	if u.Rev > 0 {
 		put.ConditionExpression = aws.String("rev = :rev")
 		put.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": &types.AttributeValueMemberN{Value: strconv.FormatInt(u.Rev, 10)}}
 	}
-	action := "unassign"
-	if adding {
-		action = "assign"
-	}
-	audit, err := s.auditPut(AuditRecord{Time: time.Now(), Actor: actor, Action: action, Target: "user " + sub,
+	audit, err := s.auditPut(AuditRecord{Time: time.Now(), Actor: c.actor, Action: c.action, Target: "user " + c.sub,
 		OldVersion: strconv.FormatInt(u.Rev, 10), NewVersion: strconv.FormatInt(next.Rev, 10),
 		Changes: []string{fmt.Sprintf("roles [%s] -> [%s]", strings.Join(res.Before, " "), strings.Join(res.After, " "))}})
 	if err != nil {

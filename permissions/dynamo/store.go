@@ -7,6 +7,7 @@
 //	META            VERSION         {version N, generation G, items K}: the policy the trigger serves
 //	META            POLICY          {version N, policy}: the same policy as one JSON value, when it is small
 //	META            GEN#<g>         a generation whose items may exist (for clean-up)
+//	AUDIT           <time>#<rand>   one audit record per apply or assignment change (audit.go)
 //	POLICY#<g>      ROLE#<name>     {name, description, permissions, inherits}
 //	POLICY#<g>      GROUP#<name>    {name, roles}
 //	POLICY#<g>      DEFAULTS        {roles}
@@ -32,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -345,17 +347,17 @@ func encodePolicy(p *permissions.Policy, gen string) ([]map[string]types.Attribu
 		return nil
 	}
 	var errs []error
-	for _, name := range sorted(p.Roles) {
+	for _, name := range slices.Sorted(maps.Keys(p.Roles)) {
 		errs = append(errs, add(kindRole+name, roleItem{Name: name, Role: p.Roles[name]}))
 	}
-	for _, name := range sorted(p.Groups) {
+	for _, name := range slices.Sorted(maps.Keys(p.Groups)) {
 		errs = append(errs, add(kindGroup+name, groupItem{Name: name, Roles: p.Groups[name]}))
 	}
 	errs = append(errs, add(kindDefaults, p.Defaults))
-	for _, id := range sorted(p.Machines) {
+	for _, id := range slices.Sorted(maps.Keys(p.Machines)) {
 		errs = append(errs, add(kindMachine+id, machineItem{ID: id, Roles: p.Machines[id]}))
 	}
-	for _, id := range sorted(p.Clients) {
+	for _, id := range slices.Sorted(maps.Keys(p.Clients)) {
 		errs = append(errs, add(kindClient+id, clientItem{ID: id, ClientProfile: p.Clients[id]}))
 	}
 	errs = append(errs, add(kindLimits, p.Limits))
@@ -421,13 +423,24 @@ func put[V any](m *map[string]V, name string, v V, sk, kind string) error {
 	return nil
 }
 
-func sorted[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// SeedVersion writes the version item of a new table: version 0, the
+// empty policy. An existing version item is left as it is. The migrations
+// call it rather than writing the item themselves, so the layout has one
+// owner.
+func SeedVersion(ctx context.Context, api interface {
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+}, table string) error {
+	item, err := attributevalue.MarshalMap(versionItem{})
+	if err != nil {
+		return err
 	}
-	slices.Sort(keys)
-	return keys
+	maps.Copy(item, key(metaPK, versionSK))
+	_, err = api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")})
+	var ccf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return fmt.Errorf("seed the policy version item: %w", err)
+	}
+	return nil
 }
 
 func newGeneration(version int64) string {

@@ -58,7 +58,7 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 		return res, ErrConflict
 	}
 	if err != nil {
-		return res, fmt.Errorf("stored %w", err)
+		return res, fmt.Errorf("read the stored policy: %w", err)
 	}
 	res.Changes = permissions.Diff(old, p)
 	if len(res.Changes) == 0 || opts.DryRun {
