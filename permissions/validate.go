@@ -117,6 +117,9 @@ func (v *validator) roles() {
 			}
 		}
 		v.duplicates(path.with("inherits"), r.Inherits)
+		if n := roleItemBytes(name, r); n > MaxItemBytes {
+			v.addf(path, "role %q would take %d bytes as one stored item, over DynamoDB's limit of %d (400 KB); split its permissions into roles it inherits", name, n, MaxItemBytes)
+		}
 	}
 	v.cycles(names)
 }
@@ -281,6 +284,25 @@ func (v *validator) token(path Path, t TokenProfile, tok Token) {
 		}
 	}
 	v.duplicates(path.with("suppressScopes"), t.SuppressScopes)
+}
+
+// MaxItemBytes is DynamoDB's item size limit. Each role is stored as one
+// item, so a role must fit in one.
+const MaxItemBytes = 400 * 1024
+
+// roleItemBytes is an upper bound on the size of role r's stored item, by
+// DynamoDB's rules (attribute names and values, 3 bytes per list and 1 per
+// element), with room for the keys.
+func roleItemBytes(name string, r Role) int {
+	list := func(l []string) int {
+		n := 3
+		for _, s := range l {
+			n += len(s) + 1
+		}
+		return n
+	}
+	return 200 + 2*len(name) + len("description") + len(r.Description) +
+		len("permissions") + list(r.Permissions) + len("inherits") + list(r.Inherits)
 }
 
 // CognitoScopes are the scopes that Cognito itself gives a meaning, with

@@ -22,8 +22,10 @@ import (
 // evidence that the shipped IAM policies are checked against. It can also
 // play the faults of a real endpoint: down (every connection dropped, as
 // when unreachable), slow (a delay before each request), throttling (every
-// request refused with ThrottlingException), and hanging (the connection is
-// accepted and never answered).
+// request refused with ThrottlingException), hanging (the connection is
+// accepted and never answered), a lost answer (the request reaches DynamoDB
+// and takes effect, the answer never comes back: an unknown outcome), and a
+// held request (kept back until released, then delivered however late).
 type Proxy struct {
 	URL      string
 	down     atomic.Bool
@@ -33,6 +35,9 @@ type Proxy struct {
 	mu       sync.Mutex
 	counts   map[string]int
 	actions  map[string]bool
+	lose     map[string]int // operation -> answers still to lose
+	hold     map[string]*held
+	backend  *url.URL
 }
 
 // NewProxy starts a proxy to backend; it stops when the test ends.
@@ -42,7 +47,7 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{counts: map[string]int{}, actions: map[string]bool{}}
+	p := &Proxy{counts: map[string]int{}, actions: map[string]bool{}, lose: map[string]int{}, hold: map[string]*held{}, backend: u}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // cancelled requests are the point of some tests
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -88,8 +93,29 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 		for _, a := range IAMActions(op, body) {
 			p.actions[a] = true
 		}
+		lose := p.lose[op] > 0
+		if lose {
+			p.lose[op]--
+		}
+		h := p.hold[op]
+		if h != nil {
+			if h.n--; h.n == 0 {
+				delete(p.hold, op)
+			}
+			h.wg.Add(1)
+		}
 		p.mu.Unlock()
-		rp.ServeHTTP(w, r)
+		switch {
+		case h != nil:
+			<-h.release
+			p.deliver(r, body) // however late: the caller may have given up long ago
+			h.wg.Done()
+		case lose:
+			p.deliver(r, body)
+			<-r.Context().Done()
+		default:
+			rp.ServeHTTP(w, r)
+		}
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -132,6 +158,56 @@ func IAMActions(op string, body []byte) []string {
 		return out
 	}
 	return []string{"dynamodb:" + op}
+}
+
+// deliver sends the request to the backend on its own, without the
+// caller's context, and discards the answer.
+func (p *Proxy) deliver(r *http.Request, body []byte) {
+	req, err := http.NewRequest(r.Method, p.backend.String()+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header = r.Header.Clone()
+	if resp, err := http.DefaultTransport.RoundTrip(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// LoseAnswers makes the next n requests of operation op reach DynamoDB and
+// take effect, and their answers never come back: the caller sees a timeout.
+func (p *Proxy) LoseAnswers(op string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lose[op] = n
+}
+
+type held struct {
+	n       int
+	release chan struct{}
+	wg      sync.WaitGroup
+}
+
+// Hold keeps the next n requests of operation op back until the returned
+// function is called, which delivers them to DynamoDB (their callers have
+// usually given up by then) and returns once they have landed.
+func (p *Proxy) Hold(op string, n int) (release func()) {
+	h := &held{n: n, release: make(chan struct{})}
+	p.mu.Lock()
+	p.hold[op] = h
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			if p.hold[op] == h {
+				delete(p.hold, op)
+			}
+			p.mu.Unlock()
+			close(h.release)
+			h.wg.Wait()
+		})
+	}
 }
 
 // SetDown switches the proxy off (true) or on.

@@ -76,6 +76,10 @@ var (
 	ErrConflict = errors.New("conflict: the stored policy changed; nothing was applied")
 	// ErrNotInitialized: the table has no version item; run the migrations.
 	ErrNotInitialized = errors.New("the table has no policy version item; run pretoken migrate")
+	// ErrDamaged: the version item names a generation whose items are not
+	// all there. Nothing of it is served; an apply of a valid policy file
+	// writes a whole new generation and so repairs the table.
+	ErrDamaged = errors.New("the table is damaged")
 )
 
 // API is the part of the DynamoDB client the store uses.
@@ -223,7 +227,9 @@ func (s *Store) readError(err error) error {
 // Load returns the stored policy and its version: from the inline copy when
 // there is one for the current version, else from the generation's items.
 // If an apply replaces the generation being read (and its clean-up deletes
-// items mid-read), the item count does not match and Load starts again.
+// items mid-read), the item count does not match and Load starts again; if
+// the version item still names the same generation, items are missing from
+// the live policy and the error wraps ErrDamaged.
 func (s *Store) Load(ctx context.Context) (*permissions.Policy, string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		v, inline, err := s.readHead(ctx)
@@ -240,6 +246,9 @@ func (s *Store) Load(ctx context.Context) (*permissions.Policy, string, error) {
 		}
 		p, err := s.generationPolicy(ctx, v)
 		if errors.Is(err, errReplaced) {
+			if derr := s.checkDamage(ctx, v); derr != nil {
+				return nil, "", derr
+			}
 			continue
 		}
 		if err != nil {
@@ -253,6 +262,26 @@ func (s *Store) Load(ctx context.Context) (*permissions.Policy, string, error) {
 // errReplaced: the generation being read was replaced, and its items deleted,
 // while it was read.
 var errReplaced = errors.New("policy generation replaced while reading")
+
+// checkDamage is called when v's generation had fewer items than v counts.
+// If the version item still names that generation, nothing is replacing it:
+// items are missing from the live policy, and the error says so and how to
+// recover. Otherwise the generation was replaced while it was read (nil).
+func (s *Store) checkDamage(ctx context.Context, v versionItem) error {
+	now, err := s.readVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if now.Generation != v.Generation {
+		return nil
+	}
+	items, err := s.queryGeneration(ctx, v.Generation)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: policy version %d (generation %s) has %d of its %d items; nothing of it is served. Recover with pretoken apply -f FILE (a valid policy file, such as the last one applied)",
+		ErrDamaged, v.Version, v.Generation, len(items), v.Items)
+}
 
 // generationPolicy reads the policy of v's generation from its items. When
 // fewer items come back than v counts, the generation was replaced mid-read
