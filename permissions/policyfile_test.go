@@ -86,10 +86,11 @@ func TestParseFileProblems(t *testing.T) {
 		want []string
 	}{
 		{"unknown keys everywhere", "roles:\n  a:\n    permission: [x]\nclient: {}\n", []string{
-			`p.yaml:3: unknown key "permission"`, `p.yaml:4: unknown key "client"`}},
+			`p.yaml:3:5: roles.a.permission: unknown key "permission" (did you mean "permissions"?)`,
+			`p.yaml:4:1: client: unknown key "client" (did you mean "clients"?)`}},
 		{"wrong types", "roles:\n  a:\n    permissions: x\nlimits:\n  maxTokenBytes: lots\n", []string{
-			"p.yaml:3: cannot unmarshal !!str `x` into a list",
-			"p.yaml:5: cannot unmarshal !!str `lots` into a whole number"}},
+			"p.yaml:3:18: roles.a.permissions: cannot unmarshal !!str `x` into a list",
+			"p.yaml:5:18: limits.maxTokenBytes: cannot unmarshal !!str `lots` into a whole number"}},
 		{"duplicate keys, all of them", "roles:\n  a: {}\n  a: {}\ngroups:\n  g: [a]\n  g: [a]\n", []string{
 			`p.yaml:3:3: roles.a: duplicate key "a" (first at line 2)`,
 			`p.yaml:6:3: groups.g: duplicate key "g" (first at line 5)`}},
@@ -98,7 +99,7 @@ func TestParseFileProblems(t *testing.T) {
 			`p.yaml:7:11: groups.staff[0]: unknown role "ghost"`}},
 		{"reserved claim", "clients:\n  default:\n    idToken:\n      claims: {sub: roles}\n", []string{
 			`p.yaml:4:16: clients.default.idToken.claims.sub: claim "sub" is reserved by Cognito`}},
-		{"not a mapping", "- a\n- b\n", []string{"p.yaml:1: cannot unmarshal !!seq into a mapping"}},
+		{"not a mapping", "- a\n- b\n", []string{"p.yaml:1:1: cannot unmarshal !!seq into a mapping"}},
 		// What the decoder accepts but a reviewer could misread.
 		{"second document", "roles:\n  a: {}\n---\nroles:\n  admin: {permissions: [\"*\"]}\n", []string{
 			"p.yaml:3:1: a second YAML document: a policy file holds exactly one (remove the --- separator and what follows, or merge it into the first)"}},

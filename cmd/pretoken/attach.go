@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -22,7 +21,7 @@ type attachCmd struct {
 
 func (c *attachCmd) Run(e *env) error {
 	if !c.Detach && (c.FunctionARN == "" || c.Version == "") {
-		return errors.New("attach needs --function-arn and --version (or --detach)")
+		return usagef("attach needs --function-arn and --version (or --detach)")
 	}
 	ctx := context.Background()
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)

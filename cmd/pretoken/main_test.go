@@ -27,7 +27,7 @@ const (
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(args, &out, &errOut)
+	code = run(args, &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut})
 	return code, out.String(), errOut.String()
 }
 
@@ -57,7 +57,7 @@ func TestValidate(t *testing.T) {
 
 	bad = writeFile(t, "bad.yaml", "roles:\n  a: {inherits: [ghost]}\n  b: {permissions: [\"x y\"]}\nextra: 1\n")
 	code, _, errOut = runCLI(t, "validate", "-f", bad)
-	if code != 1 || !strings.Contains(errOut, bad+`:4: unknown key "extra"`) {
+	if code != 1 || !strings.Contains(errOut, bad+`:4:1: extra: unknown key "extra"`) {
 		t.Errorf("unknown key: code %d, stderr %q", code, errOut)
 	}
 	bad = writeFile(t, "bad.yaml", "roles:\n  a: {inherits: [ghost]}\n  b: {permissions: [\"x y\"]}\n")
@@ -207,7 +207,7 @@ func TestExplain(t *testing.T) {
 		})
 	}
 	code, _, errOut := runCLI(t, "explain", "--policy", examplePolicy, "--client", "7m2mclient", "--client-credentials")
-	if code != 1 || !strings.Contains(errOut, "--client-credentials needs --version 3") {
+	if code != exitUsage || !strings.Contains(errOut, "--client-credentials needs --version 3") {
 		t.Errorf("client credentials on V2: code %d, stderr %q", code, errOut)
 	}
 }
@@ -220,12 +220,46 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	code, _, errOut := runCLI(t, "frobnicate")
-	if code != 1 || strings.Count(errOut, "\n") != 1 {
+	if code != exitUsage || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("unknown command: code %d, stderr %q", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "validate")
-	if code != 1 || !strings.Contains(errOut, "missing flags: --file") {
-		t.Errorf("missing flag: code %d, stderr %q", code, errOut)
+	if code != exitUsage || !strings.Contains(errOut, "pretoken validate FILE (or -f FILE)") {
+		t.Errorf("missing file: code %d, stderr %q", code, errOut)
+	}
+	if code, out, _ := runCLI(t, "validate", examplePolicy); code != 0 || !strings.Contains(out, "valid") {
+		t.Errorf("validate FILE: code %d, %q", code, out)
+	}
+	if code, out, _ := runCLI(t, "--version"); code != 0 || !strings.HasPrefix(out, "pretoken ") {
+		t.Errorf("--version: code %d, %q", code, out)
+	}
+	for _, args := range [][]string{
+		{"apply", "--table", "pretoken", "-f", examplePolicy, "--expect-version", "abc"},
+		{"apply", "--table", "pretoken", "-f", examplePolicy, "--expect-version", "-1"},
+		{"history", "--table", "pretoken", "--since", "yesterday"},
+		{"plan", "--table", "t", "-f", examplePolicy},
+		{"explain", "--client", "web"},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != exitUsage || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: code %d, stderr %q; want a usage error (%d) in one line", args, code, errOut, exitUsage)
+		}
+	}
+	// Help texts say each thing once.
+	for _, cmd := range []string{"apply", "attach", "explain", "export", "history", "migrate", "plan", "simulate", "validate", "iam-policy", "assign"} {
+		_, out, _ := runCLI(t, cmd, "--help")
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Count(line, "PRETOKEN_") > 1 {
+				t.Errorf("%s --help names a variable twice: %q", cmd, line)
+			}
+		}
+	}
+}
+
+func TestSimulateSaysWhyNothing(t *testing.T) {
+	p := writeFile(t, "p.yaml", "roles:\n  viewer: {permissions: [orders:read]}\ndefaults: {roles: [viewer]}\nclients:\n  default:\n    accessToken: {scopes: true}\n")
+	code, out, errOut := runCLI(t, "simulate", "--summary", "--policy", p, "--event", "../../examples/events/v1-signin.json")
+	if code != 0 || !strings.Contains(out, "nothing added: a V1 event changes only the ID token, and this client's idToken profile gives this user no claims") {
+		t.Errorf("code %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 }
 

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,11 +25,12 @@ type actorFlag struct {
 }
 
 // resolve returns the actor: the flag, else the AWS caller's ARN, else $USER.
-func (a actorFlag) resolve(ctx context.Context, t tableFlag) string {
+func (a actorFlag) resolve(ctx context.Context, e *env, t tableFlag) string {
 	if a.Actor != "" {
 		return a.Actor
 	}
-	if cfg, err := t.config(ctx); err == nil {
+	// An endpoint override means DynamoDB Local or a test: no AWS identity to name.
+	if cfg, err := t.config(ctx, e); err == nil && os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" && os.Getenv("AWS_ENDPOINT_URL") == "" {
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		if out, err := sts.NewFromConfig(cfg).GetCallerIdentity(cctx, &sts.GetCallerIdentityInput{}); err == nil && out.Arn != nil {
@@ -98,7 +102,7 @@ func (c *planCmd) Run(e *env) error {
 		return err
 	}
 	ctx := context.Background()
-	s, err := c.store(ctx)
+	s, err := c.store(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -119,43 +123,96 @@ type applyCmd struct {
 	tableFlag
 	actorFlag
 	File          string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML) to make the table equal to."`
-	ExpectVersion string `placeholder:"V" help:"Refuse to apply unless the stored policy is at version V (plan at V, apply at V)."`
-	DryRun        bool   `help:"Print the plan and stop."`
+	ExpectVersion string `placeholder:"N" help:"Refuse to apply unless the stored policy is at version N (plan at N, apply at N)."`
+	DryRun        bool   `name:"dry-run" help:"Print the plan and stop; nothing is written."`
+	Yes           bool   `short:"y" help:"Apply without asking (on a terminal, apply shows the plan and asks first)."`
+	RemoveAll     bool   `name:"remove-all" help:"Allow a file with no roles to remove every role from the table."`
 }
 
 func (c *applyCmd) Run(e *env) error {
+	if c.ExpectVersion != "" {
+		if n, err := strconv.ParseUint(c.ExpectVersion, 10, 63); err != nil || strconv.FormatUint(n, 10) != c.ExpectVersion {
+			return usagef("--expect-version %q: want a policy version number, as plan prints it", c.ExpectVersion)
+		}
+	}
 	p, err := readPolicyFile(e, c.File, "; nothing was applied")
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	s, err := c.store(ctx)
+	s, err := c.store(ctx, e)
 	if err != nil {
 		return err
 	}
-	opts := dynamo.ApplyOptions{ExpectVersion: c.ExpectVersion, DryRun: c.DryRun}
-	if !c.DryRun {
-		opts.Actor = c.resolve(ctx, c.tableFlag)
-	}
-	res, err := s.Apply(ctx, p, opts)
+	plan, err := s.Apply(ctx, p, dynamo.ApplyOptions{ExpectVersion: c.ExpectVersion, DryRun: true})
 	if err != nil {
 		return err
 	}
-	if err := printPlan(e.stdout, c.Table, res.OldVersion, res.Changes, false); err != nil || !res.Applied {
+	if len(p.Roles) == 0 && removesRoles(plan.Changes) && !c.RemoveAll {
+		return usagef("%s has no roles: applying it would remove every role from table %s; add --remove-all if that is what you mean; nothing was applied", c.File, c.Table)
+	}
+	if err := printPlan(e.stdout, c.Table, plan.OldVersion, plan.Changes, false); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "applied: table %s policy version %s -> %s\n", c.Table, res.OldVersion, res.NewVersion)
+	switch {
+	case c.DryRun:
+		fmt.Fprintln(e.stdout, "dry run: nothing was written")
+		return nil
+	case len(plan.Changes) == 0 && !plan.Repaired:
+		// Still apply: it removes what abandoned applies left behind.
+	case e.terminal && !c.Yes:
+		if !confirm(e, fmt.Sprintf("Apply %d change(s) to table %s? [y/N] ", len(plan.Changes), c.Table)) {
+			fmt.Fprintln(e.stdout, "not applied: nothing was written")
+			return nil
+		}
+	}
+	// What was shown is what is applied: a table that moved meanwhile is a conflict.
+	res, err := s.Apply(ctx, p, dynamo.ApplyOptions{ExpectVersion: plan.OldVersion, Actor: c.resolve(ctx, e, c.tableFlag)})
+	if err != nil {
+		return err
+	}
+	if res.Leftovers > 0 {
+		fmt.Fprintf(e.stdout, "removed %d item(s) that abandoned applies left behind\n", res.Leftovers)
+	}
+	if res.Applied {
+		what := "applied"
+		if res.Repaired {
+			what = "applied (the damaged policy was replaced whole)"
+		}
+		fmt.Fprintf(e.stdout, "%s: table %s policy version %s -> %s\n", what, c.Table, res.OldVersion, res.NewVersion)
+	}
 	return nil
+}
+
+func removesRoles(changes []permissions.Change) bool {
+	for _, c := range changes {
+		if c.Op == "-" && c.Kind == "role" {
+			return true
+		}
+	}
+	return false
+}
+
+// confirm asks a yes/no question on the terminal; anything but y or yes is no.
+func confirm(e *env, question string) bool {
+	fmt.Fprint(e.stdout, question)
+	answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return true
+	}
+	return false
 }
 
 type exportCmd struct {
 	tableFlag
 	Output string `short:"o" placeholder:"FILE" help:"Write to FILE instead of standard output."`
+	Force  bool   `help:"With -o, replace an existing file (its comments are lost: export writes none)."`
 }
 
 func (c *exportCmd) Run(e *env) error {
 	ctx := context.Background()
-	s, err := c.store(ctx)
+	s, err := c.store(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -171,7 +228,22 @@ func (c *exportCmd) Run(e *env) error {
 		_, err = e.stdout.Write(out)
 		return err
 	}
-	return os.WriteFile(c.Output, out, 0o644)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if c.Force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(c.Output, flags, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return usagef("%s exists; export would replace it and drop its comments: write elsewhere, or add --force", c.Output)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(out); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 type historyCmd struct {
@@ -193,7 +265,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("--since %q is neither a time (2026-11-25, RFC 3339) nor a duration (24h)", s)
+	return time.Time{}, usagef("--since %q is neither a time (2026-11-25, RFC 3339) nor a duration (24h)", s)
 }
 
 func (c *historyCmd) Run(e *env) error {
@@ -202,10 +274,10 @@ func (c *historyCmd) Run(e *env) error {
 		return err
 	}
 	if c.Limit < 0 {
-		return errors.New("--limit must not be negative")
+		return usagef("--limit must not be negative")
 	}
 	ctx := context.Background()
-	s, err := c.store(ctx)
+	s, err := c.store(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -243,11 +315,11 @@ type assignment struct {
 
 func (c *assignment) run(e *env, change func(s *dynamo.Store, ctx context.Context, sub string, roles []string, actor string) (dynamo.AssignResult, error)) error {
 	ctx := context.Background()
-	s, err := c.store(ctx)
+	s, err := c.store(ctx, e)
 	if err != nil {
 		return err
 	}
-	res, err := change(s, ctx, c.Sub, c.Roles, c.resolve(ctx, c.tableFlag))
+	res, err := change(s, ctx, c.Sub, c.Roles, c.resolve(ctx, e, c.tableFlag))
 	if err != nil {
 		return err
 	}
@@ -278,7 +350,7 @@ type userCmd struct {
 
 func (c *userCmd) Run(e *env) error {
 	ctx := context.Background()
-	s, err := c.store(ctx)
+	s, err := c.store(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func TestApplyDryRunIdempotenceAndAudit(t *testing.T) {
 	f := policyFile(t, func(p *permissions.Policy) { delete(p.Groups, "support") })
 	before := export(t, table)
 	code, out, _ = runCLI(t, "apply", "--table", table, "-f", f, "--dry-run")
-	if code != 0 || out != "- group support\nplan: 1 change(s) to table "+table+" at version 1\n" || export(t, table) != before || len(history()) != 1 {
+	if code != 0 || out != "- group support\nplan: 1 change(s) to table "+table+" at version 1\ndry run: nothing was written\n" || export(t, table) != before || len(history()) != 1 {
 		t.Errorf("dry run: code %d, %q", code, out)
 	}
 	code, out, errOut := runCLI(t, "apply", "--table", table, "-f", f, "--actor", "release-pipeline", "--expect-version", "1")
@@ -166,7 +166,7 @@ func TestApplyDryRunIdempotenceAndAudit(t *testing.T) {
 	if code != 0 || strings.Count(out, "apply policy") != 3 {
 		t.Errorf("history --since: %q", out)
 	}
-	if code, _, errOut := runCLI(t, "history", "--table", table, "--since", "yesterday"); code != 1 || !strings.Contains(errOut, "--since") {
+	if code, _, errOut := runCLI(t, "history", "--table", table, "--since", "yesterday"); code != exitUsage || !strings.Contains(errOut, "--since") {
 		t.Errorf("bad --since: %d %q", code, errOut)
 	}
 }
@@ -210,7 +210,7 @@ func TestBadFilesWriteNothing(t *testing.T) {
 		}
 	}
 	other := policyFile(t, func(p *permissions.Policy) { p.Limits.MaxTokenBytes = 100 })
-	if code, _, errOut := runCLI(t, "apply", "--table", table, "-f", other, "--expect-version", "9"); code != 1 || !strings.Contains(errOut, "conflict") {
+	if code, _, errOut := runCLI(t, "apply", "--table", table, "-f", other, "--expect-version", "9"); code != exitConflict || !strings.Contains(errOut, "conflict") {
 		t.Errorf("--expect-version mismatch: %d %q", code, errOut)
 	}
 	if after := export(t, table); after != before {
@@ -246,7 +246,7 @@ func TestAssignUnassignUser(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "test-setup  unassign user u-42  1 -> 2\n    roles [refunder reporter] -> [refunder]\n") {
 		t.Errorf("history of assignments:\n%s", out)
 	}
-	if code, _, errOut := runCLI(t, "explain", "--policy", examplePolicy, "--user", "u-42", "--client", "web"); code != 1 || !strings.Contains(errOut, "--user needs --table") {
+	if code, _, errOut := runCLI(t, "explain", "--policy", examplePolicy, "--user", "u-42", "--client", "web"); code != exitUsage || !strings.Contains(errOut, "--user needs --table") {
 		t.Errorf("--user without --table: %d %q", code, errOut)
 	}
 }
@@ -262,3 +262,57 @@ func TestEveryCommandHasHelp(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// runTerminal runs the CLI as on a terminal, answering its question with answer.
+func runTerminal(t *testing.T, answer string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut strings.Builder
+	code = run(args, &env{stdin: strings.NewReader(answer), terminal: true, stdout: &out, stderr: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+// TestApplyForAFirstDay: on a terminal apply shows the plan and asks; --yes
+// and scripts do not ask; a file that would remove every role needs
+// --remove-all; --dry-run says nothing was written; export -o keeps an
+// existing file unless --force.
+func TestApplyForAFirstDay(t *testing.T) {
+	table := opsTable(t)
+	before := export(t, table)
+	changed := policyFile(t, func(p *permissions.Policy) { p.Limits.MaxTokenBytes = 3000 })
+
+	code, out, _ := runTerminal(t, "n\n", "apply", "--table", table, "-f", changed)
+	if code != 0 || !strings.Contains(out, "~ limits: maxTokenBytes") || !strings.Contains(out, "Apply 1 change(s) to table "+table+"? [y/N] ") ||
+		!strings.Contains(out, "not applied: nothing was written") || export(t, table) != before {
+		t.Errorf("answered no: code %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "apply", "--table", table, "-f", changed, "--dry-run")
+	if code != 0 || !strings.HasSuffix(out, "dry run: nothing was written\n") || export(t, table) != before {
+		t.Errorf("dry run: code %d\n%s", code, out)
+	}
+	code, out, _ = runTerminal(t, "y\n", "apply", "--table", table, "-f", changed)
+	if code != 0 || !strings.Contains(out, "applied: table "+table+" policy version 1 -> 2") {
+		t.Errorf("answered yes: code %d\n%s", code, out)
+	}
+	back := policyFile(t, func(p *permissions.Policy) {})
+	if code, out, _ = runTerminal(t, "", "apply", "--table", table, "-f", back, "--yes"); code != 0 || strings.Contains(out, "[y/N]") || !strings.Contains(out, "-> 3") {
+		t.Errorf("--yes: code %d\n%s", code, out)
+	}
+
+	empty := writeFile(t, "empty.yaml", "limits: {maxTokenBytes: 3000}\n")
+	code, _, errOut := runCLI(t, "apply", "--table", table, "-f", empty)
+	if code != exitUsage || !strings.Contains(errOut, "--remove-all") {
+		t.Errorf("a file without roles: code %d, %q", code, errOut)
+	}
+	if code, out, _ = runCLI(t, "apply", "--table", table, "-f", empty, "--remove-all"); code != 0 || !strings.Contains(out, "- role viewer") {
+		t.Errorf("--remove-all: code %d\n%s", code, out)
+	}
+
+	file := writeFile(t, "policy.yaml", "# my comments\n")
+	code, _, errOut = runCLI(t, "export", "--table", table, "-o", file)
+	if got, _ := os.ReadFile(file); code != exitUsage || !strings.Contains(errOut, "--force") || string(got) != "# my comments\n" {
+		t.Errorf("export over a file: code %d, %q, file now %q", code, errOut, got)
+	}
+	if code, _, _ = runCLI(t, "export", "--table", table, "-o", file, "--force"); code != 0 {
+		t.Errorf("export --force: code %d", code)
+	}
+}

@@ -19,10 +19,19 @@ import (
 )
 
 type validateCmd struct {
-	File string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML)."`
+	File string `short:"f" placeholder:"FILE" help:"Policy file (YAML)."`
+	Path string `arg:"" optional:"" name:"file" help:"The policy file, as an argument instead of -f."`
 }
 
 func (c *validateCmd) Run(e *env) error {
+	switch {
+	case c.File != "" && c.Path != "" && c.File != c.Path:
+		return usagef("name the policy file once: -f %s or %s", c.File, c.Path)
+	case c.File == "" && c.Path == "":
+		return usagef("name the policy file: pretoken validate FILE (or -f FILE)")
+	case c.File == "":
+		c.File = c.Path
+	}
 	snap, err := permissions.LoadFile(c.File)
 	if err := reportProblems(e, c.File, err, ""); err != nil {
 		return err
@@ -130,8 +139,8 @@ func (c *simulateCmd) Run(e *env) error {
 }
 
 type explainCmd struct {
-	Policy            string            `xor:"source" required:"" placeholder:"FILE" help:"Policy file (YAML) to explain."`
-	Table             string            `xor:"source" required:"" placeholder:"NAME" help:"Instead of --policy, explain the live policy in this DynamoDB table."`
+	Policy            string            `placeholder:"FILE" help:"Policy file (YAML) to explain."`
+	Table             string            `env:"PRETOKEN_TABLE" placeholder:"NAME" help:"Instead of --policy, explain the live policy in this DynamoDB table."`
 	User              string            `placeholder:"SUB" help:"With --table: include the roles assigned to this user (by sub)."`
 	Client            string            `required:"" placeholder:"ID" help:"App client id the tokens are issued to."`
 	Group             []string          `placeholder:"G" help:"A Cognito group of the user; repeat for several."`
@@ -145,7 +154,7 @@ func (c *explainCmd) Run(e *env) error {
 		return err
 	}
 	ctx := context.Background()
-	h, err := c.handler(ctx)
+	h, err := c.handler(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -158,18 +167,27 @@ func (c *explainCmd) Run(e *env) error {
 }
 
 func (c *explainCmd) check() error {
+	if c.Policy != "" && c.Table != "" {
+		if c.Table != os.Getenv("PRETOKEN_TABLE") {
+			return usagef("explain a policy file (--policy) or a table (--table), not both")
+		}
+		c.Table = "" // --policy wins over the table in PRETOKEN_TABLE
+	}
+	if c.Policy == "" && c.Table == "" {
+		return usagef("name what to explain: --policy FILE, or --table NAME (or PRETOKEN_TABLE)")
+	}
 	if c.ClientCredentials && c.Version != "3" {
-		return errors.New("--client-credentials needs --version 3: only V3_0 events fire for client credentials")
+		return usagef("--client-credentials needs --version 3: only V3_0 events fire for client credentials")
 	}
 	if c.User != "" && c.Table == "" {
-		return errors.New("--user needs --table: assignments live in the table")
+		return usagef("--user needs --table: assignments live in the table")
 	}
 	return nil
 }
 
 // handler is the trigger as the function runs it, on the policy file or
 // the table (and, for --user, the table's assignments).
-func (c *explainCmd) handler(ctx context.Context) (*trigger.Handler, error) {
+func (c *explainCmd) handler(ctx context.Context, e *env) (*trigger.Handler, error) {
 	if c.Table == "" {
 		snap, err := loadPolicy(c.Policy)
 		if err != nil {
@@ -177,7 +195,7 @@ func (c *explainCmd) handler(ctx context.Context) (*trigger.Handler, error) {
 		}
 		return trigger.New(trigger.Static{S: snap}, zerolog.Nop()), nil
 	}
-	s, err := tableFlag{Table: c.Table}.store(ctx)
+	s, err := tableFlag{Table: c.Table}.store(ctx, e)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func summarize(w io.Writer, r *trigger.Reply) {
 			lines++
 		}
 		lines += suppressed(w, d.ClaimsToSuppress)
-		nothing(w, lines)
+		nothing(w, lines, "a V1 event changes only the ID token, and this client's idToken profile gives this user no claims")
 		groupLine(w, d.GroupOverrideDetails)
 		fmt.Fprintln(w, "access token: unchanged (V1 events change the ID token only)")
 		return
@@ -39,16 +39,16 @@ func summarize(w io.Writer, r *trigger.Reply) {
 	}
 	if r.TriggerSource != trigger.ClientCredentials {
 		fmt.Fprintln(w, "ID token:")
-		tokenLines(w, d.IDTokenGeneration)
+		tokenLines(w, d.IDTokenGeneration, "this client's idToken profile gives this user no claims")
 	}
 	fmt.Fprintln(w, "access token:")
-	tokenLines(w, d.AccessTokenGeneration)
+	tokenLines(w, d.AccessTokenGeneration, "this client's accessToken profile gives this caller no scopes or claims")
 	groupLine(w, d.GroupOverrideDetails)
 }
 
-func tokenLines(w io.Writer, g *trigger.TokenGeneration) {
+func tokenLines(w io.Writer, g *trigger.TokenGeneration, why string) {
 	if g == nil {
-		nothing(w, 0)
+		nothing(w, 0, why)
 		return
 	}
 	lines := 0
@@ -65,7 +65,7 @@ func tokenLines(w io.Writer, g *trigger.TokenGeneration) {
 		lines++
 	}
 	lines += suppressed(w, g.ClaimsToSuppress)
-	nothing(w, lines)
+	nothing(w, lines, why)
 }
 
 func suppressed(w io.Writer, claims []string) int {
@@ -76,9 +76,10 @@ func suppressed(w io.Writer, claims []string) int {
 	return 1
 }
 
-func nothing(w io.Writer, lines int) {
+// nothing says why a token gets nothing, where it does.
+func nothing(w io.Writer, lines int, why string) {
 	if lines == 0 {
-		fmt.Fprintln(w, "  (nothing added)")
+		fmt.Fprintf(w, "  (nothing added: %s)\n", why)
 	}
 }
 

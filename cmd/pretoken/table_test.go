@@ -27,12 +27,12 @@ func TestMigrateCommand(t *testing.T) {
 		t.Errorf("status before: code %d, %q, %q", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "migrate", "--table", table)
-	if code != 0 || out != "applied 0001\napplied 0002\n" {
+	if code != 0 || out != "applied 0001 to table "+table+" in us-east-1\napplied 0002 to table "+table+" in us-east-1\n" {
 		t.Errorf("migrate: code %d, %q, %q", code, out, errOut)
 	}
 	t.Setenv("PRETOKEN_TABLE", table)
 	code, out, _ = runCLI(t, "migrate")
-	if code != 0 || out != "table "+table+" is up to date\n" {
+	if code != 0 || out != "table "+table+" in us-east-1 is up to date\n" {
 		t.Errorf("migrate again: code %d, %q", code, out)
 	}
 	code, out, _ = runCLI(t, "migrate", "status")
@@ -72,7 +72,7 @@ func TestApplyCommand(t *testing.T) {
 
 	changed := writeFile(t, "p.yaml", "roles:\n  viewer: {permissions: [orders:read]}\ndefaults:\n  roles: [viewer]\n")
 	code, _, errOut = runCLI(t, "apply", "--table", table, "-f", changed, "--expect-version", "0")
-	if code != 1 || !strings.Contains(errOut, "conflict") || !strings.Contains(errOut, "at version 1, not the expected 0") || version() != "1" {
+	if code != exitConflict || !strings.Contains(errOut, "conflict") || !strings.Contains(errOut, "at version 1, not the expected 0") || version() != "1" {
 		t.Errorf("wrong expected version: code %d, stderr %q, version %s", code, errOut, version())
 	}
 	code, out, errOut = runCLI(t, "apply", "--table", table, "-f", changed, "--expect-version", "1")
@@ -80,17 +80,19 @@ func TestApplyCommand(t *testing.T) {
 		t.Errorf("expected version: code %d, %q, %q, version %s", code, out, errOut, version())
 	}
 
-	code, _, errOut = runCLI(t, "apply", "--table", dynamotest.NewName("pretoken-none"), "-f", changed)
-	if code != 1 || !strings.Contains(errOut, "does not exist; create it with pretoken migrate") {
-		t.Errorf("missing table: code %d, %q", code, errOut)
+	none := dynamotest.NewName("pretoken-none")
+	code, _, errOut = runCLI(t, "apply", "--table", none, "-f", changed)
+	want := "pretoken apply: table " + none + " not found in region us-east-1 (endpoint " + dynamotest.Endpoint(t) + "); create it with pretoken migrate"
+	if code != 1 || !strings.HasPrefix(errOut, want) || strings.Contains(errOut, "operation error") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("missing table: code %d, %q; want one line that says where it looked", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "apply", "-f", changed)
-	if code != 1 || !strings.Contains(errOut, "--table") {
+	if code != exitUsage || !strings.Contains(errOut, "--table") {
 		t.Errorf("no table: code %d, %q", code, errOut)
 	}
 	t.Setenv("PRETOKEN_TABLE", "")
 	code, _, errOut = runCLI(t, "apply", "-f", changed)
-	if code != 1 || !strings.Contains(errOut, "name the table with --table or PRETOKEN_TABLE") {
+	if code != exitUsage || !strings.Contains(errOut, "name the table with --table or PRETOKEN_TABLE") {
 		t.Errorf("empty PRETOKEN_TABLE: code %d, %q", code, errOut)
 	}
 }
