@@ -40,14 +40,15 @@ func Actions(who Who) []string {
 	switch who {
 	case Trigger:
 		// BatchGetItem: META/VERSION and the inline policy in one request;
-		// GetItem: the version check, and a user's assignments; Query: the
-		// items of a policy too large to inline.
+		// GetItem: the version check; Query: a user's items (assignments,
+		// memberships, active tenant), and a policy too large to inline.
 		a = []string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
 	case Readonly:
 		a = []string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
 	case Admin:
 		a = []string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable",
 			"dynamodb:CreateTable",        // migrate, when the table does not exist yet
+			"dynamodb:UpdateTable",        // migrate: add the byTenant index
 			"dynamodb:PutItem",            // generation markers, the switch transaction, assignments, audit records, the migration ledger and lock
 			"dynamodb:DeleteItem",         // releasing the migration lock
 			"dynamodb:BatchWriteItem",     // a policy's items, and removing superseded generations
@@ -62,6 +63,15 @@ func Actions(who Who) []string {
 
 // CognitoActions are the Cognito actions `pretoken attach` needs on the user pool.
 var CognitoActions = []string{"cognito-idp:DescribeUserPool", "cognito-idp:UpdateUserPool"}
+
+// Resources are what who's actions apply to: the table, and for people
+// (tenant members) its indexes. The trigger reads no index.
+func Resources(who Who, table string) []string {
+	if who == Trigger {
+		return []string{table}
+	}
+	return []string{table, table + "/index/*"}
+}
 
 // Statement is one IAM policy statement.
 type Statement struct {
@@ -94,7 +104,7 @@ func Policy(who Who, table, userPool string) (PolicyDocument, error) {
 		return PolicyDocument{}, fmt.Errorf("%q is not a DynamoDB table ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)", table)
 	}
 	doc := PolicyDocument{Version: "2012-10-17", Statement: []Statement{
-		{Sid: "PretokenTable", Effect: "Allow", Action: actions, Resource: []string{table}},
+		{Sid: "PretokenTable", Effect: "Allow", Action: actions, Resource: Resources(who, table)},
 	}}
 	if userPool != "" {
 		if who != Admin {

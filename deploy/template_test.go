@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/permissions/dynamo"
 )
 
 func getAtt(name, attr string) any { return map[string]any{"Fn::GetAtt": []any{name, attr}} }
@@ -153,8 +154,12 @@ func TestIAMMatchesTheEvidence(t *testing.T) {
 						switch {
 						case strings.HasPrefix(a, "dynamodb:"):
 							table = append(table, a)
-							if diff := cmp.Diff([]any{getAtt("PolicyTable", "Arn")}, asList(st["Resource"])); diff != "" {
-								t.Errorf("%s: DynamoDB on something other than the table (-want +got):\n%s", c.resource, diff)
+							want := []any{getAtt("PolicyTable", "Arn")}
+							if c.who != Trigger {
+								want = append(want, map[string]any{"Fn::Sub": "${PolicyTable.Arn}/index/*"})
+							}
+							if diff := cmp.Diff(want, asList(st["Resource"])); diff != "" {
+								t.Errorf("%s: DynamoDB on something other than the table (and for people its indexes) (-want +got):\n%s", c.resource, diff)
 							}
 						case strings.HasPrefix(a, "cognito-idp:"):
 							cognito = append(cognito, a)
@@ -302,6 +307,14 @@ func TestTable(t *testing.T) {
 			if diff := cmp.Diff(want, p[k]); diff != "" {
 				t.Errorf("table %s (-want +got):\n%s", k, diff)
 			}
+		}
+		// The index the store defines, so migration 0003 finds it there.
+		gsi, _ := dynamo.TenantIndexDefinition()
+		want := []any{map[string]any{"IndexName": *gsi.IndexName,
+			"KeySchema":  []any{map[string]any{"AttributeName": "TPK", "KeyType": "HASH"}, map[string]any{"AttributeName": "TSK", "KeyType": "RANGE"}},
+			"Projection": map[string]any{"ProjectionType": "INCLUDE", "NonKeyAttributes": []any{"roles"}}}}
+		if diff := cmp.Diff(want, p["GlobalSecondaryIndexes"]); diff != "" {
+			t.Errorf("table indexes (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -23,6 +23,7 @@ type API interface {
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	UpdateTable(context.Context, *dynamodb.UpdateTableInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
@@ -42,6 +43,14 @@ type Migration struct {
 var All = []Migration{
 	{ID: "0001", Description: "create the table: string keys PK and SK, on-demand billing", Bootstrap: true, Up: createTable},
 	{ID: "0002", Description: "seed the policy version item: version 0, the empty policy", Up: seedVersion},
+	{ID: "0003", Description: "add the byTenant index: a tenant's members in one Query", Up: tenantIndex},
+}
+
+// tenantIndex adds the index the store defines. DynamoDB builds it online,
+// so it is safe while the trigger serves tokens; it is safe to run twice,
+// and a table that CloudFormation made with the index already has it.
+func tenantIndex(ctx context.Context, api API, table string) error {
+	return dynamo.EnsureTenantIndex(ctx, api, table, 30*time.Minute)
 }
 
 func createTable(ctx context.Context, api API, table string) error {

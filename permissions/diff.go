@@ -43,6 +43,13 @@ func Diff(old, new *Policy) []Change {
 	}
 	out = append(out, diffMap("machine", old.Machines, new.Machines, func(a, b []string) []string { return listDetails("roles", a, b) })...)
 	out = append(out, diffMap("client", old.Clients, new.Clients, diffClient)...)
+	if a, b := old.Tenancy.Active, new.Tenancy.Active; a != b {
+		out = append(out, Change{Op: "~", Kind: "tenancy", Details: []string{fmt.Sprintf("active %q -> %q", a, b)}})
+	}
+	if a, b := old.IdPGroups.Attribute, new.IdPGroups.Attribute; a != b {
+		out = append(out, Change{Op: "~", Kind: "idpGroups", Details: []string{fmt.Sprintf("attribute %q -> %q", a, b)}})
+	}
+	out = append(out, diffMap("idp group", old.IdPGroups.Roles, new.IdPGroups.Roles, func(a, b []string) []string { return listDetails("roles", a, b) })...)
 	var d []string
 	if a, b := old.Limits.MaxTokenBytes, new.Limits.MaxTokenBytes; a != b {
 		d = append(d, fmt.Sprintf("maxTokenBytes %d -> %d", a, b))

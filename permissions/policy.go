@@ -27,7 +27,40 @@ type Policy struct {
 	Clients map[string]ClientProfile `yaml:"clients,omitempty" json:"clients,omitempty"`
 	// Limits bound what pretoken adds to one token.
 	Limits Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
+	// Tenancy turns on tenants: a user holds roles per tenant (membership)
+	// and each token is for one active tenant, whose roles join the others.
+	Tenancy Tenancy `yaml:"tenancy,omitempty" json:"tenancy,omitzero"`
+	// IdPGroups maps the groups an identity provider sends in a user
+	// attribute to roles. It is apart from Groups: another trust domain.
+	IdPGroups IdPGroups `yaml:"idpGroups,omitempty" json:"idpGroups,omitzero"`
 }
+
+// Tenancy says where a token's active tenant comes from.
+type Tenancy struct {
+	// Active is TenancyStored (the active tenant kept per user in the
+	// table) or "attribute:<name>" (a user attribute that only admins or the
+	// backend can write). Empty: no tenancy.
+	Active string `yaml:"active,omitempty" json:"active,omitempty"`
+}
+
+// IsZero reports whether tenancy is off.
+func (t Tenancy) IsZero() bool { return t.Active == "" }
+
+// TenancyStored is Tenancy.Active for an active tenant kept in the table.
+const TenancyStored = "stored"
+
+// IdPGroups maps identity-provider groups to roles.
+type IdPGroups struct {
+	// Attribute is the user attribute that holds the IdP's groups, such as
+	// custom:groups: "[a, b]" (a multi-valued SAML attribute), a JSON array
+	// (OIDC), or a comma-separated list.
+	Attribute string `yaml:"attribute,omitempty" json:"attribute,omitempty"`
+	// Roles maps an IdP group to roles. Unlisted IdP groups grant nothing.
+	Roles map[string][]string `yaml:"roles,omitempty" json:"roles,omitempty"`
+}
+
+// IsZero reports whether no IdP groups are mapped.
+func (g IdPGroups) IsZero() bool { return g.Attribute == "" && len(g.Roles) == 0 }
 
 // Role is a named set of permissions. A role also holds every permission of
 // the roles it inherits, to any depth.
@@ -111,4 +144,8 @@ const (
 	SourcePermissions = "permissions"
 	SourceGroups      = "groups"
 	SourceAttribute   = "attribute:"
+	// SourceTenant is the token's active tenant id (left out without one).
+	SourceTenant = "tenant"
+	// SourceTenants lists every tenant the user is a member of.
+	SourceTenants = "tenants"
 )

@@ -26,6 +26,7 @@ type Snapshot struct {
 	groups    map[string]*grant
 	defaults  *grant
 	machines  map[string]*grant
+	idpGroups map[string]*grant
 	profiles  map[string]*profile
 	limits    Limits
 }
@@ -69,6 +70,7 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		roleNames: slices.Sorted(maps.Keys(p.Roles)),
 		groups:    make(map[string]*grant, len(p.Groups)),
 		machines:  make(map[string]*grant, len(p.Machines)),
+		idpGroups: make(map[string]*grant, len(p.IdPGroups.Roles)),
 		profiles:  make(map[string]*profile, len(p.Clients)+1),
 		limits:    p.Limits,
 	}
@@ -98,6 +100,9 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	s.defaults = s.named(s.union(p.Defaults.Roles))
 	for id, roles := range p.Machines {
 		s.machines[id] = s.named(s.union(roles))
+	}
+	for g, roles := range p.IdPGroups.Roles {
+		s.idpGroups[g] = s.named(s.union(roles))
 	}
 	for id, c := range p.Clients {
 		s.profiles[id] = s.compileProfile(id, c)
@@ -217,6 +222,13 @@ func (s *Snapshot) Policy() *Policy { return s.policy }
 // Limits returns the policy's limits with defaults filled in.
 func (s *Snapshot) Limits() Limits { return s.limits }
 
+// Tenancy returns the policy's tenancy; its zero value means no tenants.
+func (s *Snapshot) Tenancy() Tenancy { return s.policy.Tenancy }
+
+// IdPGroupsAttribute is the user attribute that holds the identity
+// provider's groups, or "" when the policy maps none.
+func (s *Snapshot) IdPGroupsAttribute() string { return s.policy.IdPGroups.Attribute }
+
 // HasRole reports whether the policy defines role name.
 func (s *Snapshot) HasRole(name string) bool {
 	_, ok := s.roleIDs[name]
@@ -234,6 +246,16 @@ type Subject struct {
 	Groups []string
 	// Roles are roles assigned to the user directly. Unknown roles are ignored.
 	Roles []string
+	// IdPGroups are the groups the user's identity provider sent (see
+	// ParseIdPGroups). Only the policy's idpGroups map grants from them.
+	IdPGroups []string
+	// Tenant is the token's active tenant, already known to be one the user
+	// is a member of, and TenantRoles the user's roles there; they join the
+	// user's other roles. Empty: no active tenant.
+	Tenant      string
+	TenantRoles []string
+	// Tenants are every tenant the user is a member of, for the tenants claim.
+	Tenants []string
 	// Attributes are the user's attributes, read by attribute: claims.
 	Attributes map[string]string
 }
@@ -266,9 +288,9 @@ type Claim struct {
 	Values []string
 	// Single is true for a claim whose value is one string (an attribute).
 	Single bool
-	// FromPermissions is true for a claim listing permissions, the first
+	// DropFirst is true for a claim listing permissions, the first
 	// thing dropped when a token is over its size budget.
-	FromPermissions bool
+	DropFirst bool
 }
 
 // Resolve works out what sub's tokens get.
@@ -307,9 +329,16 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 			list = append(list, g)
 		}
 	}
-	for _, role := range sub.Roles {
-		if id, ok := s.roleIDs[role]; ok {
-			list = append(list, &s.roles[id])
+	for i, grp := range sub.IdPGroups {
+		if g, ok := s.idpGroups[grp]; ok && len(g.roles) > 0 && !slices.Contains(sub.IdPGroups[:i], grp) {
+			list = append(list, g)
+		}
+	}
+	for _, roles := range [2][]string{sub.Roles, sub.TenantRoles} {
+		for _, role := range roles {
+			if id, ok := s.roleIDs[role]; ok {
+				list = append(list, &s.roles[id])
+			}
 		}
 	}
 	switch len(list) {
@@ -395,13 +424,20 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 		case claimRoles:
 			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: g.roleNames})
 		case claimPermissions:
-			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: permNames, FromPermissions: true})
+			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: permNames, DropFirst: true})
 		case claimGroups:
 			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: sub.Groups})
 		case claimAttribute:
 			if v, ok := sub.Attributes[spec.attribute]; ok {
 				c.Claims = append(c.Claims, Claim{Name: spec.name, Values: []string{v}, Single: true})
 			}
+		case claimTenant:
+			if sub.Tenant != "" {
+				c.Claims = append(c.Claims, Claim{Name: spec.name, Values: []string{sub.Tenant}, Single: true})
+			}
+		case claimTenants:
+			// The one claim over every membership: dropped first on overflow.
+			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: sub.Tenants, DropFirst: true})
 		}
 	}
 	c.ClaimsToSuppress = t.suppressClaims

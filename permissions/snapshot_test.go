@@ -107,7 +107,7 @@ func TestResolveTokens(t *testing.T) {
 			sub:         Subject{ClientID: "web", Groups: []string{"staff"}, Attributes: map[string]string{"custom:tenant": "t1", "email": "x@example.com"}},
 			wantProfile: DefaultProfile,
 			wantID: TokenChanges{Claims: []Claim{
-				{Name: "perms", Values: []string{"orders:read", "orders:write", "profile:read"}, FromPermissions: true},
+				{Name: "perms", Values: []string{"orders:read", "orders:write", "profile:read"}, DropFirst: true},
 				{Name: "roles", Values: []string{"basic", "editor", "viewer"}},
 				{Name: "tenant", Values: []string{"t1"}, Single: true},
 			}},
@@ -121,7 +121,7 @@ func TestResolveTokens(t *testing.T) {
 			sub:         Subject{ClientID: "web"},
 			wantProfile: DefaultProfile,
 			wantID: TokenChanges{Claims: []Claim{
-				{Name: "perms", Values: []string{"profile:read"}, FromPermissions: true},
+				{Name: "perms", Values: []string{"profile:read"}, DropFirst: true},
 				{Name: "roles", Values: []string{"basic"}},
 			}},
 			wantAccess: TokenChanges{ScopesToAdd: []string{"profile:read"}, ScopesToSuppress: []string{"aws.cognito.signin.user.admin"}},
@@ -132,10 +132,10 @@ func TestResolveTokens(t *testing.T) {
 			wantProfile: "narrow",
 			wantID: TokenChanges{Claims: []Claim{
 				{Name: "grp", Values: []string{"admins", "beta"}},
-				{Name: "perms", Values: []string{"orders:read"}, FromPermissions: true},
+				{Name: "perms", Values: []string{"orders:read"}, DropFirst: true},
 			}},
 			wantAccess: TokenChanges{
-				Claims:      []Claim{{Name: "perms", Values: []string{"orders:read", "orders:refund", "orders:write", "users:manage"}, FromPermissions: true}},
+				Claims:      []Claim{{Name: "perms", Values: []string{"orders:read", "orders:refund", "orders:write", "users:manage"}, DropFirst: true}},
 				ScopesToAdd: []string{"api/orders:read", "api/orders:refund", "api/orders:write", "api/users:manage"},
 			},
 		},

@@ -96,6 +96,8 @@ func Validate(p *Policy) error {
 		v.token(path.with("accessToken"), c.AccessToken, AccessToken)
 	}
 	v.limits(Path{"limits"}, p.Limits)
+	v.tenancy(Path{"tenancy"}, p.Tenancy)
+	v.idpGroups(Path{"idpGroups"}, p.IdPGroups)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -232,8 +234,10 @@ func (v *validator) token(path Path, t TokenProfile, tok Token) {
 		kind, ok := claimKind(src)
 		switch {
 		case !ok:
-			v.addf(cpath, "claim source %q must be roles, permissions, groups or attribute:<name>", src)
-		case tok == IDToken && simpleIDClaims[name] && kind != claimAttribute:
+			v.addf(cpath, "claim source %q must be roles, permissions, groups, tenant, tenants or attribute:<name>", src)
+		case (kind == claimTenant || kind == claimTenants) && v.p.Tenancy.IsZero():
+			v.addf(cpath, "claim source %q needs tenancy (tenancy.active: stored or attribute:<name>)", src)
+		case tok == IDToken && simpleIDClaims[name] && kind != claimAttribute && kind != claimTenant:
 			v.addf(cpath, "claim %q takes a single value in the ID token; use an attribute: source", name)
 		}
 		if slices.Contains(t.SuppressClaims, name) {
@@ -341,6 +345,31 @@ func validAllow(a string) bool {
 	return ValidScope(body) && len(body) <= maxPermissionLen && !strings.Contains(body, "*")
 }
 
+func (v *validator) tenancy(path Path, t Tenancy) {
+	if t.Active == "" || t.Active == TenancyStored {
+		return
+	}
+	if name, ok := strings.CutPrefix(t.Active, SourceAttribute); !ok || name == "" {
+		v.addf(path.with("active"), "active %q must be %q or attribute:<user attribute>", t.Active, TenancyStored)
+	}
+}
+
+func (v *validator) idpGroups(path Path, g IdPGroups) {
+	if len(g.Roles) > 0 && g.Attribute == "" {
+		v.addf(path.with("attribute"), "name the user attribute that holds the identity provider's groups, such as custom:groups")
+	}
+	if g.Attribute != "" && (strings.ContainsFunc(g.Attribute, unicode.IsSpace) || len(g.Attribute) > maxNameLen) {
+		v.addf(path.with("attribute"), "attribute %q must be a user attribute name", g.Attribute)
+	}
+	for _, name := range slices.Sorted(maps.Keys(g.Roles)) {
+		p := path.with("roles", name)
+		if name == "" || len(name) > maxNameLen || strings.ContainsAny(name, ",[]\"") {
+			v.addf(p, "IdP group name %q must be 1 to %d characters without commas, brackets or quotes", name, maxNameLen)
+		}
+		v.roleRefs(p, g.Roles[name])
+	}
+}
+
 func (v *validator) limits(path Path, l Limits) {
 	if l.MaxTokenBytes < 0 || l.MaxTokenBytes > maxTokenBytes {
 		v.addf(path.with("maxTokenBytes"), "maxTokenBytes must be between 0 (the default, %d) and %d", DefaultMaxTokenBytes, maxTokenBytes)
@@ -359,6 +388,8 @@ const (
 	claimPermissions
 	claimGroups
 	claimAttribute
+	claimTenant
+	claimTenants
 )
 
 func claimKind(src string) (claimSource, bool) {
@@ -369,6 +400,10 @@ func claimKind(src string) (claimSource, bool) {
 		return claimPermissions, true
 	case SourceGroups:
 		return claimGroups, true
+	case SourceTenant:
+		return claimTenant, true
+	case SourceTenants:
+		return claimTenants, true
 	}
 	if name, ok := strings.CutPrefix(src, SourceAttribute); ok && name != "" {
 		return claimAttribute, true

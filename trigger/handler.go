@@ -9,6 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,11 +42,13 @@ func (s Static) Snapshot(context.Context) (*permissions.Snapshot, permissions.Ca
 	return s.S, CacheStatic, nil
 }
 
-// Assignments gives the roles assigned to one user directly, outside groups.
-type Assignments interface {
-	// UserRoles returns the roles assigned to the user with this sub; none
-	// is not an error. An error must never stand for "no roles".
-	UserRoles(ctx context.Context, sub string) ([]string, error)
+// Users gives what the table holds about one user: directly assigned
+// roles, roles per tenant, the stored active tenant. *dynamo.Store is one.
+type Users interface {
+	// User returns everything about the user with this sub in one request;
+	// nothing stored is not an error. An error must never stand for "no
+	// roles".
+	User(ctx context.Context, sub string) (permissions.User, error)
 }
 
 // Errors the handler returns. Cognito shows the message to the user as
@@ -76,7 +81,8 @@ const (
 // Handler answers pre token generation events. It is safe for concurrent use.
 type Handler struct {
 	src         Source
-	assignments Assignments
+	users       Users
+	directRoles bool
 	log         zerolog.Logger
 	mode        FailureMode
 	now         func() time.Time
@@ -88,10 +94,14 @@ type Option func(*Handler)
 // WithFailureMode sets what happens when the Source fails; FailClosed by default.
 func WithFailureMode(m FailureMode) Option { return func(h *Handler) { h.mode = m } }
 
-// WithAssignments makes every user's token also carry the roles that a
-// holds for the user's sub: one lookup per token. Machine clients and events
-// without a sub cost nothing extra.
-func WithAssignments(a Assignments) Option { return func(h *Handler) { h.assignments = a } }
+// WithUsers makes the handler read each user's data from u: one request
+// per user token, machine clients and events without a sub cost nothing. It
+// reads when the policy has tenancy (memberships and the active tenant), or
+// when directRoles is true (roles assigned to the user directly join the
+// token; PRETOKEN_USER_ASSIGNMENTS).
+func WithUsers(u Users, directRoles bool) Option {
+	return func(h *Handler) { h.users, h.directRoles = u, directRoles }
+}
 
 // WithClock sets the clock used to time invocations.
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
@@ -152,6 +162,9 @@ type Explanation struct {
 	// IDBytes and AccessBytes are the estimated growth of each changed
 	// token, which the budget (Limits.MaxTokenBytes) is checked against.
 	IDBytes, AccessBytes int
+	// Tenant is the token's active tenant; TenantRefused one that was asked
+	// for but is not one of the user's memberships.
+	Tenant, TenantRefused string
 }
 
 // Explain answers ev by the very path Handle takes (the snapshot, user
@@ -162,7 +175,7 @@ func (h *Handler) Explain(ctx context.Context, ev *Event) (Explanation, error) {
 	st := &stats{}
 	reply, err := h.handle(ctx, ev, st)
 	return Explanation{Reply: reply, Result: st.res, Assigned: st.assignedRoles, PolicyVersion: st.version,
-		IDBytes: st.idBytes, AccessBytes: st.accessBytes}, err
+		IDBytes: st.idBytes, AccessBytes: st.accessBytes, Tenant: st.tenant, TenantRefused: st.tenantRefused}, err
 }
 
 // Outcome is what became of one invocation, for the log line.
@@ -192,6 +205,8 @@ type stats struct {
 	dropped                               []string // what the last line of defence removed
 	res                                   permissions.Result
 	assignedRoles                         []string
+	userReads, memberships                int
+	tenant, tenantRefused                 string
 }
 
 func (st *stats) drop(what string) { st.dropped = append(st.dropped, what) }
@@ -214,15 +229,22 @@ func (h *Handler) handle(ctx context.Context, ev *Event, st *stats) (reply *Repl
 		return h.failed(ev, v1, st, "no policy snapshot", serr)
 	}
 	st.version = snap.Version()
-	var assigned []string
-	if sub := ev.Request.UserAttributes["sub"]; h.assignments != nil && sub != "" && ev.TriggerSource != ClientCredentials {
-		roles, err := h.assignments.UserRoles(ctx, sub)
+	sub := h.subject(ev, snap)
+	tenancy := snap.Tenancy()
+	if id := ev.Request.UserAttributes["sub"]; h.users != nil && id != "" && !sub.Machine && (h.directRoles || !tenancy.IsZero()) {
+		u, err := h.users.User(ctx, id)
 		if err != nil {
-			return h.failed(ev, v1, st, "user role assignments unavailable", err)
+			return h.failed(ev, v1, st, "user data unavailable", err)
 		}
-		assigned, st.assigned, st.assignedRoles = roles, len(roles), roles
+		st.userReads++
+		if h.directRoles {
+			sub.Roles, st.assigned, st.assignedRoles = u.Roles, len(u.Roles), u.Roles
+		}
+		if !tenancy.IsZero() {
+			h.activeTenant(&sub, u, tenancy, ev, st)
+		}
 	}
-	return h.respond(ev, v1, snap, assigned, st)
+	return h.respond(ev, v1, snap, sub, st)
 }
 
 // LastKnown is implemented by a Source that can still name its last
@@ -265,22 +287,54 @@ func isV1(v Version) (bool, error) {
 // ClientCredentials is the trigger source of a machine-to-machine token.
 const ClientCredentials = "TokenGeneration_ClientCredentials"
 
-func (h *Handler) subject(ev *Event, assigned []string) permissions.Subject {
+// subject is who the event is for, as far as the event says: the client,
+// the user's Cognito groups and attributes, and the identity provider's
+// groups from the attribute the policy names.
+func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) permissions.Subject {
 	machine := ev.TriggerSource == ClientCredentials
 	sub := permissions.Subject{
 		ClientID:   ev.CallerContext.ClientID,
 		Machine:    machine,
 		Attributes: ev.Request.UserAttributes,
-		Roles:      assigned,
 	}
 	if !machine {
 		sub.Groups = ev.Request.GroupConfiguration.GroupsToOverride
+		if attr := snap.IdPGroupsAttribute(); attr != "" {
+			sub.IdPGroups = permissions.ParseIdPGroups(ev.Request.UserAttributes[attr])
+		}
 	}
 	return sub
 }
 
-func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, assigned []string, st *stats) (*Reply, error) {
-	sub := h.subject(ev, assigned)
+// activeTenant works out the token's tenant: the stored one or the one in
+// the policy's attribute; with neither, the only membership if there is
+// one. Membership is checked on every token: a tenant the user is not (or
+// no longer) a member of gives no tenant roles and no tenant claim, and the
+// log line says so. Global roles apply either way.
+func (h *Handler) activeTenant(sub *permissions.Subject, u permissions.User, t permissions.Tenancy, ev *Event, st *stats) {
+	active := u.Active
+	if attr, ok := strings.CutPrefix(t.Active, permissions.SourceAttribute); ok {
+		active = ev.Request.UserAttributes[attr]
+	}
+	if active == "" && len(u.Memberships) == 1 {
+		for only := range u.Memberships {
+			active = only
+		}
+	}
+	sub.Tenants = slices.Sorted(maps.Keys(u.Memberships))
+	st.memberships = len(u.Memberships)
+	if active == "" {
+		return
+	}
+	roles, member := u.Memberships[active]
+	if !member {
+		st.tenantRefused = active
+		return
+	}
+	sub.Tenant, sub.TenantRoles, st.tenant = active, roles, active
+}
+
+func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, sub permissions.Subject, st *stats) (*Reply, error) {
 	res := snap.Resolve(sub)
 	st.roles, st.res = len(res.Roles), res
 	limits := snap.Limits()
@@ -321,7 +375,7 @@ func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, st
 	st.outcome = OutcomeIssued
 	var id, access tokenOut
 	if last != nil {
-		res := last.Resolve(h.subject(ev, nil))
+		res := last.Resolve(h.subject(ev, last))
 		id, access = h.tokens(res, ev.TriggerSource == ClientCredentials, true, st)
 		id.claims, access.claims, id.scopesToAdd, access.scopesToAdd = nil, nil, nil, nil
 	}
@@ -405,6 +459,18 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 		Dur("duration_ms", h.now().Sub(start))
 	if st.assigned > 0 {
 		e = e.Int("assigned_roles", st.assigned)
+	}
+	if st.userReads > 0 {
+		e = e.Int("user_reads", st.userReads)
+	}
+	if st.tenant != "" {
+		e = e.Str("tenant", st.tenant)
+	}
+	if st.memberships > 0 {
+		e = e.Int("memberships", st.memberships)
+	}
+	if st.tenantRefused != "" {
+		e = e.Str("tenant_refused", st.tenantRefused)
 	}
 	if st.overflow {
 		e = e.Bool("over_budget", true)

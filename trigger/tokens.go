@@ -33,7 +33,7 @@ func token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool, st
 	var out tokenOut
 	out.claims = c.Claims[:0:0]
 	for _, cl := range c.Claims {
-		if rolesOnly && cl.FromPermissions {
+		if rolesOnly && cl.DropFirst {
 			continue
 		}
 		if err := permissions.CheckAddClaim(cl.Name, tok); err != nil {

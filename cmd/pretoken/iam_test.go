@@ -44,6 +44,10 @@ func TestCLIIAMActionsFromEvidence(t *testing.T) {
 		{[]string{"export"}, true},
 		{[]string{"assign", sub, "refunder"}, false},
 		{[]string{"unassign", sub, "refunder"}, false},
+		{[]string{"assign", sub, "viewer", "--tenant", "acme"}, false},
+		{[]string{"tenant", "use", sub, "acme"}, false},
+		{[]string{"tenant", "members", "acme"}, true},
+		{[]string{"unassign", sub, "viewer", "--tenant", "acme"}, false},
 		{[]string{"user", sub}, true},
 		{[]string{"history"}, true},
 		{[]string{"explain", "--table", table, "--user", sub, "--client", "4webappclient0000", "--group", "staff"}, true},
@@ -93,7 +97,7 @@ func TestIAMPolicyCommand(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", who, err, out)
 		}
 		want := deploy.PolicyDocument{Version: "2012-10-17", Statement: []deploy.Statement{
-			{Sid: "PretokenTable", Effect: "Allow", Action: deploy.Actions(who), Resource: []string{arn}}}}
+			{Sid: "PretokenTable", Effect: "Allow", Action: deploy.Actions(who), Resource: deploy.Resources(who, arn)}}}
 		if diff := cmp.Diff(want, doc); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", who, diff)
 		}

@@ -51,7 +51,8 @@ type cli struct {
 	History   historyCmd   `cmd:"" help:"List the audit trail of changes, newest first."`
 	Assign    assignCmd    `cmd:"" help:"Assign roles to one user directly (needs PRETOKEN_USER_ASSIGNMENTS=true in the function)."`
 	Unassign  unassignCmd  `cmd:"" help:"Take directly assigned roles from one user."`
-	User      userCmd      `cmd:"" help:"Show one user's directly assigned roles and the permissions they expand to."`
+	User      userCmd      `cmd:"" help:"Show one user's direct roles, roles in each tenant, and active tenant."`
+	Tenant    tenantCmd    `cmd:"" help:"A tenant's members (tenant members T); a user's active tenant (tenant use SUB T)."`
 	Attach    attachCmd    `cmd:"" help:"Put the trigger on an existing user pool (or --detach it), keeping every other setting."`
 	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" help:"Print the least-privilege IAM policy (JSON) for the trigger, an admin or a read-only operator."`
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -309,38 +311,55 @@ func (c *historyCmd) Run(e *env) error {
 type assignment struct {
 	tableFlag
 	actorFlag
-	Sub   string   `arg:"" help:"The user's sub (the Cognito user id)."`
-	Roles []string `arg:"" help:"Roles (assign: each must exist in the stored policy)."`
+	Sub    string   `arg:"" help:"The user's sub (the Cognito user id)."`
+	Roles  []string `arg:"" help:"Roles (assign: each must exist in the stored policy)."`
+	Tenant string   `placeholder:"T" help:"The roles are the user's in tenant T (a membership), not global."`
 }
 
-func (c *assignment) run(e *env, change func(s *dynamo.Store, ctx context.Context, sub string, roles []string, actor string) (dynamo.AssignResult, error)) error {
+// change is Assign or Unassign; inTenant the same within one tenant.
+type change struct {
+	global   func(s *dynamo.Store, ctx context.Context, sub string, roles []string, actor string) (dynamo.AssignResult, error)
+	inTenant func(s *dynamo.Store, ctx context.Context, sub, tenant string, roles []string, actor string) (dynamo.AssignResult, error)
+}
+
+func (c *assignment) run(e *env, ch change) error {
 	ctx := context.Background()
 	s, err := c.store(ctx, e)
 	if err != nil {
 		return err
 	}
-	res, err := change(s, ctx, c.Sub, c.Roles, c.resolve(ctx, e, c.tableFlag))
+	actor := c.resolve(ctx, e, c.tableFlag)
+	var res dynamo.AssignResult
+	if c.Tenant != "" {
+		res, err = ch.inTenant(s, ctx, c.Sub, c.Tenant, c.Roles, actor)
+	} else {
+		res, err = ch.global(s, ctx, c.Sub, c.Roles, actor)
+	}
 	if err != nil {
 		return err
 	}
-	printAssignment(e.stdout, c.Sub, res)
+	who := "user " + c.Sub
+	if c.Tenant != "" {
+		who += " in tenant " + c.Tenant
+	}
+	if !res.Changed {
+		fmt.Fprintf(e.stdout, "no change: %s has roles [%s]\n", who, strings.Join(res.After, " "))
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%s: roles [%s] -> [%s]\n", who, strings.Join(res.Before, " "), strings.Join(res.After, " "))
 	return nil
 }
 
 type assignCmd struct{ assignment }
 
-func (c *assignCmd) Run(e *env) error { return c.run(e, (*dynamo.Store).Assign) }
+func (c *assignCmd) Run(e *env) error {
+	return c.run(e, change{(*dynamo.Store).Assign, (*dynamo.Store).AssignInTenant})
+}
 
 type unassignCmd struct{ assignment }
 
-func (c *unassignCmd) Run(e *env) error { return c.run(e, (*dynamo.Store).Unassign) }
-
-func printAssignment(w io.Writer, sub string, res dynamo.AssignResult) {
-	if !res.Changed {
-		fmt.Fprintf(w, "no change: user %s has roles [%s]\n", sub, strings.Join(res.After, " "))
-		return
-	}
-	fmt.Fprintf(w, "user %s: roles [%s] -> [%s]\n", sub, strings.Join(res.Before, " "), strings.Join(res.After, " "))
+func (c *unassignCmd) Run(e *env) error {
+	return c.run(e, change{(*dynamo.Store).Unassign, (*dynamo.Store).UnassignInTenant})
 }
 
 type userCmd struct {
@@ -358,18 +377,78 @@ func (c *userCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	direct, err := s.UserRoles(ctx, c.Sub)
+	u, err := s.User(ctx, c.Sub)
 	if err != nil {
 		return err
 	}
-	roles, perms := snap.Expand(direct)
+	roles, perms := snap.Expand(u.Roles)
 	fmt.Fprintf(e.stdout, "user %s (policy version %s)\n", c.Sub, snap.Version())
-	fmt.Fprintf(e.stdout, "direct roles:   %s\n", list(direct))
+	fmt.Fprintf(e.stdout, "direct roles:   %s\n", list(u.Roles))
 	fmt.Fprintf(e.stdout, "with inherited: %s\n", list(roles))
 	fmt.Fprintf(e.stdout, "permissions:    %s\n", list(perms))
-	if len(direct) > 0 {
-		fmt.Fprintln(e.stdout, "(groups and default roles add to these at sign-in; see pretoken explain --table … --user …)")
+	for _, t := range slices.Sorted(maps.Keys(u.Memberships)) {
+		mark := ""
+		if t == u.Active {
+			mark = " (active)"
+		}
+		_, tperms := snap.Expand(u.Memberships[t])
+		fmt.Fprintf(e.stdout, "tenant %s%s: roles %s; permissions %s\n", t, mark, list(u.Memberships[t]), list(tperms))
 	}
+	if u.Active != "" && u.Memberships[u.Active] == nil {
+		fmt.Fprintf(e.stdout, "stored active tenant %s is not a membership: tokens get no tenant\n", u.Active)
+	}
+	if len(u.Roles) > 0 || len(u.Memberships) > 0 {
+		fmt.Fprintln(e.stdout, "(groups and default roles add to these at sign-in, and only the active tenant's roles; see pretoken explain --table … --user …)")
+	}
+	return nil
+}
+
+type tenantCmd struct {
+	Members tenantMembersCmd `cmd:"" help:"List a tenant's members and their roles there."`
+	Use     tenantUseCmd     `cmd:"" help:"Make a tenant the user's active tenant (the user must be a member); the user's next tokens are for it."`
+}
+
+type tenantMembersCmd struct {
+	tableFlag
+	Tenant string `arg:"" help:"The tenant id."`
+}
+
+func (c *tenantMembersCmd) Run(e *env) error {
+	ctx := context.Background()
+	s, err := c.store(ctx, e)
+	if err != nil {
+		return err
+	}
+	members, err := s.TenantMembers(ctx, c.Tenant)
+	if err != nil {
+		return err
+	}
+	if len(members) == 0 {
+		fmt.Fprintf(e.stdout, "tenant %s has no members\n", c.Tenant)
+	}
+	for _, m := range members {
+		fmt.Fprintf(e.stdout, "%s  %s\n", m.Sub, strings.Join(m.Roles, " "))
+	}
+	return nil
+}
+
+type tenantUseCmd struct {
+	tableFlag
+	actorFlag
+	Sub    string `arg:"" help:"The user's sub."`
+	Tenant string `arg:"" help:"The tenant to make active."`
+}
+
+func (c *tenantUseCmd) Run(e *env) error {
+	ctx := context.Background()
+	s, err := c.store(ctx, e)
+	if err != nil {
+		return err
+	}
+	if err := s.SetActiveTenant(ctx, c.Sub, c.Tenant, c.resolve(ctx, e, c.tableFlag)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "user %s: active tenant %s (the user's next tokens are for it: refresh them)\n", c.Sub, c.Tenant)
 	return nil
 }
 

@@ -147,6 +147,9 @@ type explainCmd struct {
 	Attr              map[string]string `placeholder:"K=V" help:"A user attribute, for attribute: claims; repeat for several."`
 	Version           string            `default:"2" enum:"1,2,3" help:"Event version: 1 (ID token only), 2 or 3 (both tokens)."`
 	ClientCredentials bool              `help:"A client-credentials token for a machine client (needs --version 3)."`
+	Tenant            string            `placeholder:"T" help:"The token's active tenant (with --table and --user, one of the user's memberships; else one of --membership)."`
+	Membership        map[string]string `placeholder:"T=ROLE,ROLE" help:"A membership for the preview: the user's roles in tenant T; repeat for several."`
+	IdPGroup          []string          `name:"idp-group" placeholder:"G" help:"A group from the identity provider, as in the policy's idpGroups attribute; repeat for several."`
 }
 
 func (c *explainCmd) Run(e *env) error {
@@ -154,11 +157,11 @@ func (c *explainCmd) Run(e *env) error {
 		return err
 	}
 	ctx := context.Background()
-	h, err := c.handler(ctx, e)
+	h, snap, err := c.handler(ctx, e)
 	if err != nil {
 		return err
 	}
-	x, err := h.Explain(ctx, c.event())
+	x, err := h.Explain(ctx, c.event(snap))
 	if err != nil {
 		return fmt.Errorf("the trigger answered with an error: %v", err)
 	}
@@ -182,36 +185,72 @@ func (c *explainCmd) check() error {
 	if c.User != "" && c.Table == "" {
 		return usagef("--user needs --table: assignments live in the table")
 	}
+	if c.User != "" && len(c.Membership) > 0 {
+		return usagef("--membership is for previews without --user: the table holds the user's memberships")
+	}
 	return nil
 }
 
-// handler is the trigger as the function runs it, on the policy file or
-// the table (and, for --user, the table's assignments).
-func (c *explainCmd) handler(ctx context.Context, e *env) (*trigger.Handler, error) {
-	if c.Table == "" {
-		snap, err := loadPolicy(c.Policy)
-		if err != nil {
-			return nil, err
+// previewUser is the user data of a preview: the flags' memberships, or the
+// table's user with the active tenant the flags ask for.
+type previewUser struct {
+	table  trigger.Users
+	fixed  permissions.User
+	tenant string
+}
+
+func (p previewUser) User(ctx context.Context, sub string) (permissions.User, error) {
+	u := p.fixed
+	if p.table != nil {
+		var err error
+		if u, err = p.table.User(ctx, sub); err != nil {
+			return u, err
 		}
-		return trigger.New(trigger.Static{S: snap}, zerolog.Nop()), nil
 	}
-	s, err := tableFlag{Table: c.Table}.store(ctx, e)
-	if err != nil {
-		return nil, err
+	if p.tenant != "" {
+		u.Active = p.tenant
 	}
-	snap, err := loadTable(ctx, s)
-	if err != nil {
-		return nil, err
+	return u, nil
+}
+
+func (c *explainCmd) preview() previewUser {
+	p := previewUser{tenant: c.Tenant}
+	for t, roles := range c.Membership {
+		if p.fixed.Memberships == nil {
+			p.fixed.Memberships = map[string][]string{}
+		}
+		p.fixed.Memberships[t] = strings.Split(roles, ",")
 	}
-	var opts []trigger.Option
-	if c.User != "" {
-		opts = append(opts, trigger.WithAssignments(s))
+	return p
+}
+
+// handler is the trigger as the function runs it, on the policy file or
+// the table, with the user data of the preview (for --user, the table's).
+func (c *explainCmd) handler(ctx context.Context, e *env) (*trigger.Handler, *permissions.Snapshot, error) {
+	users := c.preview()
+	var snap *permissions.Snapshot
+	if c.Table == "" {
+		var err error
+		if snap, err = loadPolicy(c.Policy); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		s, err := tableFlag{Table: c.Table}.store(ctx, e)
+		if err != nil {
+			return nil, nil, err
+		}
+		if snap, err = loadTable(ctx, s); err != nil {
+			return nil, nil, err
+		}
+		if c.User != "" {
+			users.table = s
+		}
 	}
-	return trigger.New(trigger.Static{S: snap}, zerolog.Nop(), opts...), nil
+	return trigger.New(trigger.Static{S: snap}, zerolog.Nop(), trigger.WithUsers(users, c.User != "")), snap, nil
 }
 
 // event is the pre token generation event Cognito would send for the flags.
-func (c *explainCmd) event() *trigger.Event {
+func (c *explainCmd) event(snap *permissions.Snapshot) *trigger.Event {
 	ev := &trigger.Event{
 		Version:       trigger.Version(c.Version),
 		TriggerSource: "TokenGeneration_HostedAuth",
@@ -222,11 +261,19 @@ func (c *explainCmd) event() *trigger.Event {
 		return ev
 	}
 	attrs := maps.Clone(c.Attr)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	attrs["sub"] = "explain"
 	if c.User != "" {
-		if attrs == nil {
-			attrs = map[string]string{}
-		}
 		attrs["sub"] = c.User
+	}
+	if name, ok := strings.CutPrefix(snap.Tenancy().Active, permissions.SourceAttribute); ok && c.Tenant != "" {
+		attrs[name] = c.Tenant
+	}
+	if attr := snap.IdPGroupsAttribute(); attr != "" && len(c.IdPGroup) > 0 {
+		b, _ := json.Marshal(c.IdPGroup)
+		attrs[attr] = string(b)
 	}
 	ev.UserName = "explain"
 	ev.Request.UserAttributes = attrs
@@ -238,6 +285,12 @@ func (c *explainCmd) print(w io.Writer, x trigger.Explanation) {
 	fmt.Fprintf(w, "policy %s, client profile %q\n", x.PolicyVersion, x.Result.Profile)
 	if c.User != "" {
 		fmt.Fprintf(w, "assigned:     %s\n", list(x.Assigned))
+	}
+	if x.Tenant != "" {
+		fmt.Fprintf(w, "tenant:       %s\n", x.Tenant)
+	}
+	if x.TenantRefused != "" {
+		fmt.Fprintf(w, "tenant:       none (%s is not one of the user's memberships)\n", x.TenantRefused)
 	}
 	fmt.Fprintf(w, "roles:        %s\n", list(x.Result.Roles))
 	fmt.Fprintf(w, "permissions:  %s\n", list(x.Result.Permissions))

@@ -27,7 +27,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Errorf("status before: code %d, %q, %q", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "migrate", "--table", table)
-	if code != 0 || out != "applied 0001 to table "+table+" in us-east-1\napplied 0002 to table "+table+" in us-east-1\n" {
+	if code != 0 || out != "applied 0001 to table "+table+" in us-east-1\napplied 0002 to table "+table+" in us-east-1\napplied 0003 to table "+table+" in us-east-1\n" {
 		t.Errorf("migrate: code %d, %q, %q", code, out, errOut)
 	}
 	t.Setenv("PRETOKEN_TABLE", table)
@@ -36,7 +36,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Errorf("migrate again: code %d, %q", code, out)
 	}
 	code, out, _ = runCLI(t, "migrate", "status")
-	if code != 0 || strings.Contains(out, "pending") || strings.Count(out, "applied") != 2 {
+	if code != 0 || strings.Contains(out, "pending") || strings.Count(out, "applied") != 3 {
 		t.Errorf("status after: code %d, %q", code, out)
 	}
 }

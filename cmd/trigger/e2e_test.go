@@ -314,8 +314,8 @@ func TestLambdaUserAssignments(t *testing.T) {
 	}
 	proxy.Counts()
 	with.Invoke(t, staff)
-	if c := proxy.Counts(); c["GetItem"] != 1 || len(c) != 1 {
-		t.Errorf("one token with assignments made %v, want exactly one GetItem", c)
+	if c := proxy.Counts(); c["Query"] != 1 || len(c) != 1 {
+		t.Errorf("one token with assignments made %v, want exactly one Query of the user's items", c)
 	}
 	m2m := readFile(t, "../../examples/events/v3-client-credentials.json")
 	with.Invoke(t, m2m)

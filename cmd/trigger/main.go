@@ -133,6 +133,9 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 		if err != nil {
 			return nil, err
 		}
+		if !snap.Tenancy().IsZero() {
+			return nil, errors.New("the policy has tenancy, whose memberships live in a table: set PRETOKEN_TABLE")
+		}
 		log.Info().Str("policy_version", snap.Version()).Str("policy_file", c.policyFile).Msg("policy loaded")
 		return trigger.New(trigger.Static{S: snap}, log, opts...), nil
 	}
@@ -143,9 +146,9 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 	}
 	store := dynamo.New(dynamo.NewClient(awsCfg), c.table)
 	cache := permissions.NewCache(store, permissions.CacheConfig{RefreshInterval: c.refresh, MaxStaleness: c.maxStale})
-	if c.assignments {
-		opts = append(opts, trigger.WithAssignments(store))
-	}
+	// User data is read per token when the policy has tenancy, or with
+	// direct assignments on; otherwise never.
+	opts = append(opts, trigger.WithUsers(store, c.assignments))
 	// Load now, so the first token does not wait for it. A failure is not
 	// fatal: the cache retries, and until then the failure mode applies.
 	lctx, cancel := context.WithTimeout(ctx, initLoadTimeout)

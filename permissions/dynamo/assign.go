@@ -14,31 +14,88 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/pretoken/pretoken/permissions"
 )
 
-// ErrUnknownRole: an assignment named a role the stored policy lacks.
-var ErrUnknownRole = errors.New("unknown role")
+// Errors of user changes.
+var (
+	// ErrUnknownRole: an assignment named a role the stored policy lacks.
+	ErrUnknownRole = errors.New("unknown role")
+	// ErrNotMember: the tenant to make active is not one of the user's.
+	ErrNotMember = errors.New("not a member of that tenant")
+)
 
-// userItem is USER#<sub>/ROLES. Rev counts its changes, so concurrent
-// changes are detected and retried instead of lost.
+// Key values of a user's items, all under USER#<sub>, so that everything
+// about one user is one Query: ROLES (direct roles), TENANT#<t> (roles in
+// tenant t; also indexed by tenant through TPK/TSK, the byTenant index) and
+// ACTIVE (the stored active tenant).
+const (
+	tenantSK    = "TENANT#"
+	activeSK    = "ACTIVE"
+	tenantIndex = "byTenant"
+	tenantPK    = "TENANT#" // TPK of a membership item
+)
+
+// userItem is USER#<sub>/ROLES or USER#<sub>/TENANT#<t>. Rev counts its
+// changes, so concurrent changes are detected and retried instead of lost.
 type userItem struct {
-	Roles []string `dynamodbav:"roles"`
-	Rev   int64    `dynamodbav:"rev"`
+	Roles  []string `dynamodbav:"roles"`
+	Rev    int64    `dynamodbav:"rev"`
+	Tenant string   `dynamodbav:"tenant,omitempty"`
+}
+
+// User returns everything the table holds about one user (direct roles,
+// memberships, the stored active tenant) with one request, however many
+// tenants the user belongs to. Reads are eventually consistent: a change
+// reaches the next token within a second or so.
+func (s *Store) User(ctx context.Context, sub string) (permissions.User, error) {
+	var u permissions.User
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("PK = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: userPK + sub}},
+	}
+	items, err := s.queryAll(ctx, in, 0)
+	if err != nil {
+		return u, fmt.Errorf("read user: %w", err)
+	}
+	for _, it := range items {
+		sk, _ := it["SK"].(*types.AttributeValueMemberS)
+		var item userItem
+		if err := attributevalue.UnmarshalMap(it, &item); err != nil {
+			return u, fmt.Errorf("read user: %w", err)
+		}
+		switch {
+		case sk == nil:
+		case sk.Value == userRoleSK:
+			u.Roles = item.Roles
+		case sk.Value == activeSK:
+			u.Active = item.Tenant
+		case strings.HasPrefix(sk.Value, tenantSK):
+			if u.Memberships == nil {
+				u.Memberships = map[string][]string{}
+			}
+			u.Memberships[strings.TrimPrefix(sk.Value, tenantSK)] = item.Roles
+		}
+	}
+	if len(u.Roles) == 0 {
+		u.Roles = nil
+	}
+	return u, nil
 }
 
 // UserRoles returns the roles assigned directly to the user with sub.
 func (s *Store) UserRoles(ctx context.Context, sub string) ([]string, error) {
-	u, err := s.readUser(ctx, sub, false)
-	if err != nil {
-		return nil, err
-	}
-	return u.Roles, nil
+	u, err := s.User(ctx, sub)
+	return u.Roles, err
 }
 
-func (s *Store) readUser(ctx context.Context, sub string, consistent bool) (userItem, error) {
+// readUser reads one of the user's role items: the direct roles, or the
+// roles in tenant (non-empty).
+func (s *Store) readUser(ctx context.Context, sub, tenant string, consistent bool) (userItem, error) {
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(userPK+sub, userRoleSK), ConsistentRead: aws.Bool(consistent)})
+	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(userPK+sub, userSK(tenant)), ConsistentRead: aws.Bool(consistent)})
 	if err != nil {
 		return userItem{}, fmt.Errorf("read user roles: %w", err)
 	}
@@ -61,6 +118,13 @@ type AssignResult struct {
 	Changed bool
 }
 
+func userSK(tenant string) string {
+	if tenant == "" {
+		return userRoleSK
+	}
+	return tenantSK + tenant
+}
+
 // Assign adds roles to the user's direct assignments, with an audit record
 // in the same transaction. Every role must exist in the stored policy at the
 // moment of writing, or nothing is written and the error wraps ErrUnknownRole.
@@ -74,11 +138,46 @@ func (s *Store) Unassign(ctx context.Context, sub string, roles []string, actor 
 	return s.changeUser(ctx, userChange{sub: sub, actor: actor, action: "unassign", remove: roles})
 }
 
-// userChange is one change to a user's direct assignments.
+// AssignInTenant adds roles to the user's membership of tenant (making the
+// user a member), with the guarantees of Assign.
+func (s *Store) AssignInTenant(ctx context.Context, sub, tenant string, roles []string, actor string) (AssignResult, error) {
+	if err := checkTenant(tenant); err != nil {
+		return AssignResult{}, err
+	}
+	return s.changeUser(ctx, userChange{sub: sub, tenant: tenant, actor: actor, action: "assign", add: roles})
+}
+
+// UnassignInTenant removes roles from the user's membership of tenant; a
+// membership left without roles is removed, and with it the user's
+// place in the tenant.
+func (s *Store) UnassignInTenant(ctx context.Context, sub, tenant string, roles []string, actor string) (AssignResult, error) {
+	if err := checkTenant(tenant); err != nil {
+		return AssignResult{}, err
+	}
+	return s.changeUser(ctx, userChange{sub: sub, tenant: tenant, actor: actor, action: "unassign", remove: roles})
+}
+
+func checkTenant(t string) error {
+	if t == "" || len(t) > 128 || strings.ContainsFunc(t, func(r rune) bool { return r <= ' ' || r == '#' }) {
+		return fmt.Errorf("tenant id %q must be 1 to 128 characters without blanks or '#'", t)
+	}
+	return nil
+}
+
+// userChange is one change to a user's direct assignments, or to the
+// user's roles in one tenant.
 type userChange struct {
 	sub, actor  string
+	tenant      string // "" for direct roles
 	action      string // assign or unassign, for the audit record
 	add, remove []string
+}
+
+func (c userChange) target() string {
+	if c.tenant == "" {
+		return "user " + c.sub
+	}
+	return "user " + c.sub + " tenant " + c.tenant
 }
 
 // apply returns the roles after the change, sorted, nil for none.
@@ -108,7 +207,7 @@ func (s *Store) changeUser(ctx context.Context, c userChange) (AssignResult, err
 		if err != nil {
 			return AssignResult{}, err
 		}
-		u, err := s.readUser(ctx, c.sub, true)
+		u, err := s.readUser(ctx, c.sub, c.tenant, true)
 		if err != nil {
 			return AssignResult{}, err
 		}
@@ -172,23 +271,33 @@ func (s *Store) writeUser(ctx context.Context, c userChange, u userItem, res Ass
 	if next.Roles == nil {
 		next.Roles = []string{}
 	}
+	next.Tenant = c.tenant
 	item, err := attributevalue.MarshalMap(next)
 	if err != nil {
 		return false, err
 	}
-	maps.Copy(item, key(userPK+c.sub, userRoleSK))
-	put := &types.Put{TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")}
-	if u.Rev > 0 {
-		put.ConditionExpression = aws.String("rev = :rev")
-		put.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": &types.AttributeValueMemberN{Value: strconv.FormatInt(u.Rev, 10)}}
+	maps.Copy(item, key(userPK+c.sub, userSK(c.tenant)))
+	if c.tenant != "" { // the byTenant index lists a tenant's members
+		item["TPK"] = &types.AttributeValueMemberS{Value: tenantPK + c.tenant}
+		item["TSK"] = &types.AttributeValueMemberS{Value: c.sub}
 	}
-	audit, err := s.auditPut(AuditRecord{Time: time.Now(), Actor: c.actor, Action: c.action, Target: "user " + c.sub,
+	write := types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")}}
+	if u.Rev > 0 {
+		cond := aws.String("rev = :rev")
+		vals := map[string]types.AttributeValue{":rev": &types.AttributeValueMemberN{Value: strconv.FormatInt(u.Rev, 10)}}
+		write.Put.ConditionExpression, write.Put.ExpressionAttributeValues = cond, vals
+		if c.tenant != "" && len(res.After) == 0 { // no roles left: no longer a member
+			write = types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: key(userPK+c.sub, userSK(c.tenant)),
+				ConditionExpression: cond, ExpressionAttributeValues: vals}}
+		}
+	}
+	audit, err := s.auditPut(AuditRecord{Time: time.Now(), Actor: c.actor, Action: c.action, Target: c.target(),
 		OldVersion: strconv.FormatInt(u.Rev, 10), NewVersion: strconv.FormatInt(next.Rev, 10),
 		Changes: []string{fmt.Sprintf("roles [%s] -> [%s]", strings.Join(res.Before, " "), strings.Join(res.After, " "))}})
 	if err != nil {
 		return false, err
 	}
-	items := []types.TransactWriteItem{{Put: put}, audit}
+	items := []types.TransactWriteItem{write, audit}
 	if check != nil {
 		items = append(items, *check)
 	}

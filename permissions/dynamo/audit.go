@@ -159,22 +159,13 @@ func (s *Store) History(ctx context.Context, limit int, since time.Time) ([]Audi
 	if limit > 0 {
 		in.Limit = aws.Int32(int32(limit))
 	}
+	items, err := s.queryAll(ctx, in, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
 	var out []AuditRecord
-	p := dynamodb.NewQueryPaginator(s.api, in)
-	for p.HasMorePages() && (limit <= 0 || len(out) < limit) {
-		cctx, cancel := s.call(ctx)
-		page, err := p.NextPage(cctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("read history: %w", err)
-		}
-		for _, it := range page.Items {
-			var r AuditRecord
-			if err := attributevalue.UnmarshalMap(it, &r); err != nil {
-				return nil, fmt.Errorf("read history: %w", err)
-			}
-			out = append(out, r)
-		}
+	if err := attributevalue.UnmarshalListOfMaps(items, &out); err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
 	}
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
@@ -200,24 +191,19 @@ func (s *Store) auditParts(ctx context.Context, id string) ([]string, error) {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: auditPartPK + id}},
 		ConsistentRead:            aws.Bool(true),
 	}
+	items, err := s.queryAll(ctx, in, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	var parts []struct {
+		Changes []string `dynamodbav:"changes"`
+	}
+	if err := attributevalue.UnmarshalListOfMaps(items, &parts); err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
 	var out []string
-	p := dynamodb.NewQueryPaginator(s.api, in)
-	for p.HasMorePages() {
-		cctx, cancel := s.call(ctx)
-		page, err := p.NextPage(cctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("read history: %w", err)
-		}
-		for _, it := range page.Items {
-			var part struct {
-				Changes []string `dynamodbav:"changes"`
-			}
-			if err := attributevalue.UnmarshalMap(it, &part); err != nil {
-				return nil, fmt.Errorf("read history: %w", err)
-			}
-			out = append(out, part.Changes...)
-		}
+	for _, p := range parts {
+		out = append(out, p.Changes...)
 	}
 	return out, nil
 }

@@ -14,6 +14,8 @@
 //	POLICY#<g>      MACHINE#<id>    {id, roles}
 //	POLICY#<g>      CLIENT#<id>     {id, idToken, accessToken}
 //	POLICY#<g>      LIMITS          {maxTokenBytes, onOverflow}
+//	POLICY#<g>      TENANCY         {active}
+//	POLICY#<g>      IDPGROUPS       {attribute, roles}
 //	USER#<sub>      ROLES           {roles}: roles assigned to one user directly
 //	MIGRATION       <id> | LOCK     the migration ledger and its lock (package migrations)
 //
@@ -67,6 +69,8 @@ const (
 	kindMachine  = "MACHINE#"
 	kindClient   = "CLIENT#"
 	kindLimits   = "LIMITS"
+	kindTenancy  = "TENANCY"
+	kindIdP      = "IDPGROUPS"
 )
 
 // Errors.
@@ -322,14 +326,24 @@ func (s *Store) queryGeneration(ctx context.Context, gen string) ([]map[string]t
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: policyPK + gen}},
 		ConsistentRead:            aws.Bool(true),
 	}
+	items, err := s.queryAll(ctx, in, 0)
+	if err != nil {
+		return nil, fmt.Errorf("query the policy's items: %w", err)
+	}
+	return items, nil
+}
+
+// queryAll runs a Query to its last page (or until it has max items, when
+// max > 0), each page under its own deadline.
+func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, max int) ([]map[string]types.AttributeValue, error) {
 	var items []map[string]types.AttributeValue
 	p := dynamodb.NewQueryPaginator(s.api, in)
-	for p.HasMorePages() {
+	for p.HasMorePages() && (max <= 0 || len(items) < max) {
 		cctx, cancel := s.call(ctx)
 		page, err := p.NextPage(cctx)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("query policy items: %w", err)
+			return nil, err
 		}
 		items = append(items, page.Items...)
 	}
@@ -390,6 +404,12 @@ func encodePolicy(p *permissions.Policy, gen string) ([]map[string]types.Attribu
 		errs = append(errs, add(kindClient+id, clientItem{ID: id, ClientProfile: p.Clients[id]}))
 	}
 	errs = append(errs, add(kindLimits, p.Limits))
+	if !p.Tenancy.IsZero() {
+		errs = append(errs, add(kindTenancy, p.Tenancy))
+	}
+	if !p.IdPGroups.IsZero() {
+		errs = append(errs, add(kindIdP, p.IdPGroups))
+	}
 	return items, errors.Join(errs...)
 }
 
@@ -430,6 +450,10 @@ func decodePolicy(items []map[string]types.AttributeValue) (*permissions.Policy,
 			}
 		case sk == kindLimits:
 			err = attributevalue.UnmarshalMapWithOptions(item, &p.Limits, yamlTagsDecode)
+		case sk == kindTenancy:
+			err = attributevalue.UnmarshalMapWithOptions(item, &p.Tenancy, yamlTagsDecode)
+		case sk == kindIdP:
+			err = attributevalue.UnmarshalMapWithOptions(item, &p.IdPGroups, yamlTagsDecode)
 		default:
 			err = errors.New("unknown item kind")
 		}

@@ -386,16 +386,9 @@ func (s *Store) queryKeysWith(ctx context.Context, pk, prefix, projection string
 		in.KeyConditionExpression = aws.String("PK = :pk AND begins_with(SK, :p)")
 		in.ExpressionAttributeValues[":p"] = &types.AttributeValueMemberS{Value: prefix}
 	}
-	var keys []map[string]types.AttributeValue
-	p := dynamodb.NewQueryPaginator(s.api, in)
-	for p.HasMorePages() {
-		cctx, cancel := s.call(ctx)
-		page, err := p.NextPage(cctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("query %s: %w", pk, err)
-		}
-		keys = append(keys, page.Items...)
+	keys, err := s.queryAll(ctx, in, 0)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", pk, err)
 	}
 	return keys, nil
 }
