@@ -251,3 +251,49 @@ func BenchmarkPropagation(b *testing.B) {
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/propagation")
 }
+
+// BenchmarkTenantToken is the per-token cost with tenancy: a warm container
+// (policy in memory), a user with 1, 10 or 500 memberships in DynamoDB
+// Local, the user's data read once per token. ddb-req/token counts the
+// DynamoDB requests per token: one, whatever the memberships.
+func BenchmarkTenantToken(b *testing.B) {
+	p, err := permissions.ReadFile("../examples/tenants.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// 500 tenant ids do not fit the default budget: the tenants claim is
+	// the one dropped (roles-only), as a policy for such users would say.
+	p.Limits.OnOverflow = permissions.OverflowRolesOnly
+	name, client, proxy := table(b, p)
+	direct := dynamo.New(dynamotest.Client(b), name)
+	ctx := context.Background()
+	for _, n := range []int{1, 10, 500} {
+		b.Run(fmt.Sprintf("memberships=%d", n), func(b *testing.B) {
+			sub := fmt.Sprintf("user-with-%d", n)
+			for i := range n {
+				if _, err := direct.AssignInTenant(ctx, sub, fmt.Sprintf("tenant-%03d", i), []string{"member"}, "bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := direct.SetActiveTenant(ctx, sub, "tenant-000", "bench"); err != nil {
+				b.Fatal(err)
+			}
+			store := dynamo.New(client, name)
+			h := trigger.New(permissions.NewCache(store, permissions.CacheConfig{RefreshInterval: time.Hour}), zerolog.Nop(), trigger.WithUsers(store, false))
+			payload := []byte(`{"version":"2","triggerSource":"TokenGeneration_RefreshTokens","callerContext":{"clientId":"web"},` +
+				`"request":{"userAttributes":{"sub":"` + sub + `"},"groupConfiguration":{"groupsToOverride":[]}}}`)
+			if _, err := h.Invoke(ctx, payload); err != nil {
+				b.Fatal(err)
+			}
+			proxy.Counts()
+			b.ReportAllocs()
+			for b.Loop() {
+				out, err := h.Invoke(ctx, payload)
+				if err != nil || !strings.Contains(string(out), `"tenant_id":"tenant-000"`) {
+					b.Fatalf("%v: %s", err, out)
+				}
+			}
+			b.ReportMetric(float64(requests(proxy))/float64(b.N), "ddb-req/token")
+		})
+	}
+}

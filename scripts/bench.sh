@@ -13,7 +13,7 @@ raw=bench/last-run.txt
 echo "handler benchmarks ($count runs each)..." >&2
 go test -run '^$' -bench . -benchmem -count "$count" -benchtime "${BENCHTIME:-0.3s}" ./trigger | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
 echo "DynamoDB Local and RIE benchmarks ($slow runs each)..." >&2
-go test -run '^$' -bench 'Warm|ColdStart|LoadCompile' -benchmem -count "$slow" ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
+go test -run '^$' -bench 'Warm|ColdStart|LoadCompile|TenantToken' -benchmem -count "$slow" ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
 echo "propagation at the default refresh interval ($props changes)..." >&2
 go test -run '^$' -bench Propagation -benchtime "${props}x" -count 1 -timeout 30m ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
 go run ./internal/benchreport -zip dist/trigger.zip -bin dist/trigger/bootstrap <"$raw" >BENCHMARKS.md

@@ -195,6 +195,12 @@ func write(w io.Writer, r *results, zip, bin int64) {
 		name := "BenchmarkLoadCompile/roles=" + n
 		fmt.Fprintf(w, "| load and compile a %s-role policy | %.0f ms, %.0f DynamoDB request(s), %.1f MB heap held |\n", n, r.med(name, "ns/op")/1e6, r.med(name, "requests/op"), r.med(name, "heap-MB"))
 	}
+	for _, n := range []string{"1", "10", "500"} {
+		name := "BenchmarkTenantToken/memberships=" + n
+		if r.count(name) > 0 {
+			fmt.Fprintf(w, "| a token with tenancy, warm, the user in %s tenant(s) (one read of the user's data per token) | %s, %.1f DynamoDB request(s) per token |\n", n, us(r.med(name, "ns/op")), r.med(name, "ddb-req/token"))
+		}
+	}
 	fmt.Fprintf(w, "| propagation: apply to the first invocation that shows it, default 10 s refresh interval, applied just after a check (the worst case; mean per change) | %.1f s |\n",
 		r.med("BenchmarkPropagation", "s/propagation"))
 	fmt.Fprintf(w, "| Lambda zip / binary | %.1f MB / %.1f MB |\n", float64(zip)/1e6, float64(bin)/1e6)
