@@ -41,13 +41,17 @@ $(BIN)/pretoken: $(shell find . -name '*.go' -not -path './.git/*') go.mod go.su
 	$(GO) build -o $@ ./cmd/pretoken
 
 build: ## Build dist/trigger.zip (and dist/exampleapi.zip): linux/arm64 bootstrap for provided.al2023 (POLICY=file bundles a policy as policy.yaml).
-	@mkdir -p $(DIST)/trigger $(DIST)/exampleapi
-	rm -f $(DIST)/trigger/* $(DIST)/exampleapi/* $(DIST)/*.zip
+	@mkdir -p $(DIST)/trigger $(DIST)/exampleapi $(DIST)/authorizer
+	rm -f $(DIST)/trigger/* $(DIST)/exampleapi/* $(DIST)/authorizer/* $(DIST)/*.zip
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/trigger/bootstrap ./cmd/trigger
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/exampleapi/bootstrap ./cmd/exampleapi
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/authorizer/bootstrap ./cmd/authorizer
+	cp examples/authorizer.yaml $(DIST)/authorizer/authorizer.yaml
+	cp $(POLICY_FILE) $(DIST)/authorizer/policy.yaml
 	$(if $(POLICY),cp $(POLICY) $(DIST)/trigger/policy.yaml)
 	$(GO) run ./internal/zipdir -o $(DIST)/trigger.zip $(DIST)/trigger
 	$(GO) run ./internal/zipdir -o $(DIST)/exampleapi.zip $(DIST)/exampleapi
+	$(GO) run ./internal/zipdir -o $(DIST)/authorizer.zip $(DIST)/authorizer
 	@ls -l $(DIST)/*.zip
 
 demo: $(BIN)/pretoken ## Run the trigger on every example event with the example policy.

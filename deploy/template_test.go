@@ -372,3 +372,34 @@ func TestExampleAPIMatchesThePolicy(t *testing.T) {
 		}
 	})
 }
+
+// TestLambdaAuthorizer: the pretoken authorizer in front of the example
+// API's tenant route, with caching from the stage parameter.
+func TestLambdaAuthorizer(t *testing.T) {
+	forEach(t, func(t *testing.T, s stack) {
+		a := s.get(t, "ExampleLambdaAuthorizer", "AWS::ApiGatewayV2::Authorizer")
+		for k, want := range map[string]any{"AuthorizerType": "REQUEST", "AuthorizerPayloadFormatVersion": "2.0", "EnableSimpleResponses": true,
+			"IdentitySource": []any{"$request.header.Authorization"}, "AuthorizerResultTtlInSeconds": ref("AuthorizerCacheTtl")} {
+			if diff := cmp.Diff(want, a.Properties[k]); diff != "" {
+				t.Errorf("authorizer %s (-want +got):\n%s", k, diff)
+			}
+		}
+		route := s.get(t, "ExampleTenantRoute", "AWS::ApiGatewayV2::Route")
+		if route.Properties["AuthorizationType"] != "CUSTOM" || cmp.Diff(ref("ExampleLambdaAuthorizer"), route.Properties["AuthorizerId"]) != "" {
+			t.Errorf("tenant route %v", route.Properties)
+		}
+		fn := s.get(t, "AuthorizerLambdaFunction", "AWS::Lambda::Function")
+		env := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if fn.Condition != "CreateAuthorizer" || env["PRETOKEN_AUTHORIZER_CONFIG"] != "/var/task/authorizer.yaml" {
+			t.Errorf("authorizer function: condition %q, environment %v", fn.Condition, env)
+		}
+		perm := s.get(t, "AuthorizerInvokePermission", "AWS::Lambda::Permission").Properties
+		if perm["Principal"] != "apigateway.amazonaws.com" || perm["SourceArn"] == nil {
+			t.Errorf("authorizer invoke permission %v", perm)
+		}
+		want := map[string]string{"demo": "true", "prod": "false"}[s.stage]
+		if s.params["CreateAuthorizer"] != want {
+			t.Errorf("stage %s: CreateAuthorizer %q, want %q", s.stage, s.params["CreateAuthorizer"], want)
+		}
+	})
+}

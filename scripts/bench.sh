@@ -12,6 +12,8 @@ raw=bench/last-run.txt
 : >"$raw"
 echo "handler benchmarks ($count runs each)..." >&2
 go test -run '^$' -bench . -benchmem -count "$count" -benchtime "${BENCHTIME:-0.3s}" ./trigger | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
+echo "token verification benchmarks ($count runs each)..." >&2
+go test -run '^$' -bench Verify -benchmem -count "$count" -benchtime "${BENCHTIME:-0.3s}" ./authz | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
 echo "DynamoDB Local and RIE benchmarks ($slow runs each)..." >&2
 go test -run '^$' -bench 'Warm|ColdStart|LoadCompile|TenantToken' -benchmem -count "$slow" ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
 echo "propagation at the default refresh interval ($props changes)..." >&2

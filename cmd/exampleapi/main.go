@@ -7,21 +7,24 @@
 //	GET /me      echoes the caller's roles, permissions and scopes.
 //
 // It shows how little an API has to do once pretoken has put authorization
-// into the token.
+// into the token: package authz reads the claims with the trigger's meaning.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/pretoken/pretoken/authz"
 )
 
 func main() { lambda.Start(handle) }
+
+// names are the example policy's claim names and scope prefix.
+var names = authz.Claims{Permissions: "app_permissions", Roles: "app_roles", Scopes: true, ScopePrefix: "orders-api/"}
 
 func handle(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var claims map[string]string
@@ -29,25 +32,21 @@ func handle(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGa
 	if a := req.RequestContext.Authorizer; a != nil && a.JWT != nil {
 		claims, scopes = a.JWT.Claims, a.JWT.Scopes
 	}
+	p := authz.FromVerifiedClaims(claims, scopes, names) // API Gateway's JWT authorizer verified the token
 	switch req.RouteKey {
 	case "GET /orders":
 		return reply(http.StatusOK, map[string]any{"orders": []map[string]string{{"id": "o-1001", "status": "shipped"}}})
 	case "GET /admin":
-		if !slices.Contains(claimList(claims["app_roles"]), "admin") {
+		if !p.HasRole("admin") {
 			return reply(http.StatusForbidden, map[string]string{"message": "the admin role is required"})
 		}
 		return reply(http.StatusOK, map[string]string{"message": "welcome, admin"})
 	case "GET /me":
-		return reply(http.StatusOK, map[string]any{"sub": claims["sub"], "roles": claimList(claims["app_roles"]),
-			"permissions": claimList(claims["app_permissions"]), "scopes": scopes})
+		return reply(http.StatusOK, map[string]any{"sub": p.Sub, "roles": strings.Fields(strings.Trim(claims["app_roles"], "[]")),
+			"permissions": strings.Fields(strings.Trim(claims["app_permissions"], "[]")), "scopes": p.Scopes,
+			"can_refund": p.HasPermission("orders:refund")})
 	}
 	return reply(http.StatusNotFound, map[string]string{"message": "not found"})
-}
-
-// claimList reads a list claim as API Gateway's JWT authorizer passes it:
-// a JSON array arrives flattened to "[a b c]"; a V1 string claim is "a b c".
-func claimList(v string) []string {
-	return strings.Fields(strings.Trim(v, "[]"))
 }
 
 func reply(status int, body any) (events.APIGatewayV2HTTPResponse, error) {

@@ -28,7 +28,9 @@ func TestRoutes(t *testing.T) {
 		{"not admin", request("GET /admin", map[string]string{"app_roles": "[editor viewer administrator]"}), http.StatusForbidden, `{"message":"the admin role is required"}`},
 		{"no claims", events.APIGatewayV2HTTPRequest{RouteKey: "GET /admin"}, http.StatusForbidden, `{"message":"the admin role is required"}`},
 		{"me", request("GET /me", map[string]string{"sub": "s1", "app_roles": "[viewer]", "app_permissions": "[orders:read]"}), http.StatusOK,
-			`{"permissions":["orders:read"],"roles":["viewer"],"scopes":["orders-api/orders:read"],"sub":"s1"}`},
+			`{"can_refund":false,"permissions":["orders:read"],"roles":["viewer"],"scopes":["orders-api/orders:read"],"sub":"s1"}`},
+		{"me, a refunder", request("GET /me", map[string]string{"sub": "s2", "app_roles": "[refunder]", "app_permissions": "[orders:read orders:refund]"}), http.StatusOK,
+			`{"can_refund":true,"permissions":["orders:read","orders:refund"],"roles":["refunder"],"scopes":["orders-api/orders:read"],"sub":"s2"}`},
 		{"unknown route", request("POST /orders", nil), http.StatusNotFound, `{"message":"not found"}`},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pretoken/pretoken/authz"
 	"github.com/pretoken/pretoken/internal/cognitotest"
 	"github.com/pretoken/pretoken/internal/dynamotest"
 	"github.com/pretoken/pretoken/internal/lambdatest"
@@ -122,6 +123,26 @@ func TestCognitoLocalRealTokens(t *testing.T) {
 		if diff := cmp.Diff(v, claims[k]); diff != "" {
 			t.Errorf("ID token claim %s (-want +got):\n%s", k, diff)
 		}
+	}
+
+	// The downstream side reads the same token with the trigger's meaning.
+	names, err := authz.ClaimsFromPolicy(examplePolicyOf(t), clientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := authz.New(authz.Config{Issuer: base + "/" + pool, ClientIDs: []string{clientID}, TokenUse: authz.ID, Claims: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := v.Verify(ctx, cognitotest.Field(t, auth, "AuthenticationResult", "IdToken"))
+	if err != nil {
+		t.Fatalf("authz rejects cognito-local's ID token: %v", err)
+	}
+	if !pr.HasPermission("orders:refund") || pr.HasPermission("orders:write") || !pr.HasRole("refunder") || pr.Sub != sub {
+		t.Errorf("authz reads the V1 token as %+v: refund %v, write %v", pr, pr.HasPermission("orders:refund"), pr.HasPermission("orders:write"))
+	}
+	if _, err := v.Verify(ctx, cognitotest.Field(t, auth, "AuthenticationResult", "AccessToken")); err == nil {
+		t.Error("an access token passed where an ID token is required")
 	}
 
 	// Take the assignment away: the next refresh no longer carries it.
