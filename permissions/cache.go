@@ -66,10 +66,11 @@ type CacheConfig struct {
 // they are served the snapshot there is (or, with none, ErrNoSnapshot at
 // once), so a slow or hanging store holds at most one caller per interval.
 type Cache struct {
-	store Store
-	cfg   CacheConfig
-	entry atomic.Pointer[cacheEntry]
-	mu    sync.Mutex // held by the one caller refreshing
+	store   Store
+	cfg     CacheConfig
+	entry   atomic.Pointer[cacheEntry]
+	mu      sync.Mutex    // held by the one caller refreshing
+	priming chan struct{} // closed when the first load (Prime) ends; nil without Prime
 }
 
 type cacheEntry struct {
@@ -104,6 +105,19 @@ func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, CacheState, error) {
 	if e != nil && now.Before(e.nextCheck) {
 		return c.serve(e, now, CacheFresh)
 	}
+	if e == nil && c.priming != nil {
+		// The first load is under way and there is nothing else to serve:
+		// wait for it, within the caller's deadline.
+		select {
+		case <-c.priming:
+		case <-ctx.Done():
+			return nil, CacheNone, fmt.Errorf("%w: the first load is still under way", ErrNoSnapshot)
+		}
+		now = c.cfg.Now()
+		if e = c.entry.Load(); e != nil && now.Before(e.nextCheck) {
+			return c.serve(e, now, CacheLoaded)
+		}
+	}
 	if !c.mu.TryLock() {
 		// Another caller is asking the store.
 		if e == nil {
@@ -119,6 +133,34 @@ func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, CacheState, error) {
 	e, state := c.refresh(ctx, now)
 	c.entry.Store(e)
 	return c.serve(e, now, state)
+}
+
+// Prime starts the first load in the background, under ctx, and returns at
+// once; done, if not nil, is called with its outcome. Callers of Snapshot
+// that come before the load ends wait for it (within their own deadline),
+// since there is nothing else to serve. A Lambda function primes at init
+// and starts taking invocations meanwhile, so the load overlaps the
+// runtime's own start. Call it once, before any Snapshot.
+func (c *Cache) Prime(ctx context.Context, done func(*Snapshot, error)) {
+	c.priming = make(chan struct{})
+	go func() {
+		defer close(c.priming)
+		c.mu.Lock()
+		e, _ := c.refresh(ctx, c.cfg.Now())
+		c.entry.Store(e)
+		c.mu.Unlock()
+		if done != nil {
+			done(e.snap, e.err)
+		}
+	}()
+}
+
+// Age is how long ago the store last confirmed the snapshot, or 0 with none.
+func (c *Cache) Age() time.Duration {
+	if e := c.entry.Load(); e != nil && e.snap != nil {
+		return c.cfg.Now().Sub(e.verifiedAt)
+	}
+	return 0
 }
 
 // Last returns the last snapshot the cache loaded, however old, or nil. It

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -79,13 +80,25 @@ func newRig(t *testing.T, p *permissions.Policy, env map[string]string) *rig {
 		vars[k] = v
 	}
 	r := &rig{proxy: proxy, store: store, api: client, table: table, logs: &strings.Builder{}}
-	h, err := setup(context.Background(), zerolog.New(lockedWriter{r}), func(k string) string { return vars[k] })
+	h, err := setup(context.Background(), zerolog.New(lockedWriter{r}), envWith(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.h = h
+	r.invoke(t) // waits for the load that setup started in the background
 	proxy.Counts()
 	return r
+}
+
+// envWith is the process environment (the AWS settings the test set) with
+// vars over it, as the function's getenv.
+func envWith(vars map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}
 }
 
 type lockedWriter struct{ r *rig }
@@ -317,9 +330,7 @@ func TestFaultDynamoDBHangsFromColdStart(t *testing.T) {
 	}
 	r := &rig{proxy: proxy, table: table, logs: &strings.Builder{}}
 	started := time.Now()
-	h, err := setup(context.Background(), zerolog.New(lockedWriter{r}), func(k string) string {
-		return map[string]string{"PRETOKEN_TABLE": table}[k]
-	})
+	h, err := setup(context.Background(), zerolog.New(lockedWriter{r}), envWith(map[string]string{"PRETOKEN_TABLE": table}))
 	if err != nil {
 		t.Fatal(err)
 	}

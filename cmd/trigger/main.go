@@ -12,10 +12,14 @@
 //	PRETOKEN_USER_ASSIGNMENTS   true to add per-user role assignments (one read per token)
 //	PRETOKEN_LOG_LEVEL          debug, info (default), warn or error
 //
-// AWS settings come from the SDK's standard chain, so AWS_ENDPOINT_URL_DYNAMODB
-// points it at DynamoDB Local. The SDK client and the first policy load
-// happen at init. A bad setting stops the function at init with one log
-// line, so a bad deployment fails before it serves a token.
+// AWS settings come from the environment, as Lambda passes them (AWS_REGION,
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), and
+// AWS_ENDPOINT_URL_DYNAMODB points the client at DynamoDB Local. The
+// function does not load the SDK's whole configuration chain (profiles,
+// SSO, IMDS): it cannot need them, and leaving them out of the binary
+// shortens the cold start. The client and the first policy load happen at
+// init. A bad setting stops the function at init with one log line, so a
+// bad deployment fails before it serves a token.
 package main
 
 import (
@@ -27,7 +31,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/rs/zerolog"
 
 	"github.com/pretoken/pretoken/permissions"
@@ -114,6 +120,24 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, errors.Join(errs...)
 }
 
+// lambdaClient builds the DynamoDB client from what the Lambda environment
+// provides: region and the execution role's credentials in variables.
+func lambdaClient(getenv func(string) string) (*dynamodb.Client, error) {
+	region, key, secret := getenv("AWS_REGION"), getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
+	if region == "" || key == "" || secret == "" {
+		return nil, errors.New("AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (Lambda sets them)")
+	}
+	o := dynamodb.Options{
+		Region:      region,
+		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(key, secret, getenv("AWS_SESSION_TOKEN"))),
+	}
+	if u := getenv("AWS_ENDPOINT_URL_DYNAMODB"); u != "" {
+		o.BaseEndpoint = aws.String(u)
+		o.DisableValidateResponseChecksum = true // DynamoDB Local's error responses carry no checksum
+	}
+	return dynamodb.New(o), nil
+}
+
 // initLoadTimeout bounds the first policy load. Cognito's 5 s include the
 // cold start: with a store that hangs, init gives up after this, the first
 // token is answered at once by the failure mode, and the store is tried
@@ -128,6 +152,9 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 	}
 	log = log.Level(c.level)
 	opts := []trigger.Option{trigger.WithFailureMode(c.mode)}
+	if fn := getenv("AWS_LAMBDA_FUNCTION_NAME"); fn != "" { // in Lambda: metrics from the log line
+		opts = append(opts, trigger.WithMetrics(fn))
+	}
 	if c.policyFile != "" {
 		snap, err := permissions.LoadFile(c.policyFile)
 		if err != nil {
@@ -140,24 +167,27 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 		return trigger.New(trigger.Static{S: snap}, log, opts...), nil
 	}
 
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	client, err := lambdaClient(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return nil, err
 	}
-	store := dynamo.New(dynamo.NewClient(awsCfg), c.table)
+	store := dynamo.New(client, c.table)
 	cache := permissions.NewCache(store, permissions.CacheConfig{RefreshInterval: c.refresh, MaxStaleness: c.maxStale})
 	// User data is read per token when the policy has tenancy, or with
 	// direct assignments on; otherwise never.
 	opts = append(opts, trigger.WithUsers(store, c.assignments))
-	// Load now, so the first token does not wait for it. A failure is not
-	// fatal: the cache retries, and until then the failure mode applies.
+	// Load now, in the background, while the runtime starts: the first
+	// token waits for this load only as long as it still runs. A failure is
+	// not fatal: the cache retries, and until then the failure mode applies.
 	lctx, cancel := context.WithTimeout(ctx, initLoadTimeout)
-	defer cancel()
 	start := time.Now()
-	if snap, _, err := cache.Snapshot(lctx); err != nil {
-		log.Error().Str("error", err.Error()).Str("table", c.table).Msg("initial policy load failed; will retry")
-	} else {
+	cache.Prime(lctx, func(snap *permissions.Snapshot, err error) {
+		cancel()
+		if err != nil {
+			log.Error().Str("error", err.Error()).Str("table", c.table).Msg("initial policy load failed; will retry")
+			return
+		}
 		log.Info().Str("policy_version", snap.Version()).Str("table", c.table).Dur("duration_ms", time.Since(start)).Msg("policy loaded")
-	}
+	})
 	return trigger.New(cache, log, opts...), nil
 }

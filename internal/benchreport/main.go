@@ -132,17 +132,16 @@ func write(w io.Writer, r *results, zip, bin int64) {
 	add(target{what: "DynamoDB requests per 1,000 invocations: pretoken ≤ 1, baseline ≥ 1,000",
 		measured: fmt.Sprintf("pretoken %.1f, baseline %.0f", pr, br), met: pr >= 0 && pr <= 1 && br >= 1000, known: pr >= 0 && br >= 0})
 
-	cp, cm := r.med("BenchmarkColdStart/fn=pretoken", "ms/first-response"), r.med("BenchmarkColdStart/fn=minimal", "ms/first-response")
-	x, ok = ratio(cp, cm)
-	add(target{what: "cold start (process start to first response, RIE, DynamoDB Local, 100 roles) ≤ 1.5× a minimal aws-lambda-go function",
-		measured: fmt.Sprintf("%.2f× (%.1f ms vs %.1f ms)", x, cp, cm), met: ok && x <= 1.5, known: ok,
-		note: "Under RIE the minimal function's whole start is about 20 ms, so 1.5× leaves about 10 ms for pretoken's own " +
-			"start: Go package initialisation of the AWS SDK (about 5 ms, most of it the DynamoDB client's schemas and the " +
-			"credential chain's STS and SSO clients) and one BatchGetItem to DynamoDB Local, whose first request takes " +
-			"several milliseconds on this machine (a JVM in client-compiler mode). What would close it: building the " +
-			"Lambda's client from the environment alone (Lambda always passes region and credentials that way) instead " +
-			"of the SDK's full configuration chain, which drops STS and SSO from the binary; against DynamoDB in the same " +
-			"region the read itself takes a few milliseconds."})
+	cp, cm := r.med("BenchmarkColdStart", "pretoken-ms"), r.med("BenchmarkColdStart", "minimal-ms")
+	x = r.med("BenchmarkColdStart", "ratio")
+	ok = x > 0
+	add(target{what: "cold start (process start to first response, RIE, DynamoDB Local, 100 roles, interleaved with a minimal aws-lambda-go function) ≤ 1.25× the minimal function",
+		measured: fmt.Sprintf("%.2f× (%.1f ms vs %.1f ms)", x, cp, cm), met: ok && x <= 1.25, known: ok,
+		note: "Under RIE the minimal function's whole start is about 18 ms. pretoken builds its DynamoDB client from the " +
+			"environment (no SDK configuration chain: package initialisation is about 2 ms) and loads the policy in the " +
+			"background while the runtime starts; what is left is that load: the first request to DynamoDB Local takes " +
+			"about 10 ms on this machine (a JVM in client-compiler mode), and the first token waits for it. Against DynamoDB " +
+			"in the same region a BatchGetItem takes a few milliseconds, which the overlap hides."})
 	va, vb := r.med("BenchmarkVerify/impl=authz", "ns/op"), r.med("BenchmarkVerify/impl=bare-rs256", "ns/op")
 	x, ok = ratio(va, vb)
 	add(target{what: "authz: verify and HasPermission, key cached, ≤ 1.3× a bare RS256 signature check of the same token",
