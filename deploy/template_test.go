@@ -322,8 +322,22 @@ func TestTable(t *testing.T) {
 func TestAlarms(t *testing.T) {
 	forEach(t, func(t *testing.T, s stack) {
 		found := map[string]bool{}
-		for _, r := range s.tpl.Resources {
+		for name, r := range s.tpl.Resources {
 			if r.Type != "AWS::CloudWatch::Alarm" {
+				continue
+			}
+			if r.Properties["OKActions"] == nil || r.Properties["AlarmActions"] == nil {
+				t.Errorf("%s lacks alarm or OK actions", name)
+			}
+			if r.Properties["Namespace"] == "pretoken" {
+				dims := map[string]any{}
+				for _, d := range asList(r.Properties["Dimensions"]) {
+					dims[d.(map[string]any)["Name"].(string)] = d.(map[string]any)["Value"]
+				}
+				if cmp.Diff(ref("TriggerLambdaFunction"), dims["FunctionName"]) != "" || dims["Outcome"] == nil {
+					t.Errorf("%s dimensions %v: want FunctionName and Outcome, as the log line's", name, dims)
+				}
+				found[r.Properties["MetricName"].(string)+"/"+dims["Outcome"].(string)] = true
 				continue
 			}
 			dims := r.Properties["Dimensions"].([]any)
@@ -336,7 +350,7 @@ func TestAlarms(t *testing.T) {
 			}
 			found[m] = true
 		}
-		for _, m := range []string{"Errors", "Throttles", "Duration"} {
+		for _, m := range []string{"Errors", "Throttles", "Duration", "Tokens/unavailable", "Tokens/too_large", "CacheStale/issued"} {
 			if !found[m] {
 				t.Errorf("no alarm on the trigger's %s", m)
 			}

@@ -83,6 +83,7 @@ type Handler struct {
 	src         Source
 	users       Users
 	directRoles bool
+	metrics     string // the function's name: the log line carries EMF metrics
 	log         zerolog.Logger
 	mode        FailureMode
 	now         func() time.Time
@@ -102,6 +103,12 @@ func WithFailureMode(m FailureMode) Option { return func(h *Handler) { h.mode = 
 func WithUsers(u Users, directRoles bool) Option {
 	return func(h *Handler) { h.users, h.directRoles = u, directRoles }
 }
+
+// WithMetrics puts CloudWatch Embedded Metric Format into the one log line
+// of each invocation, under namespace pretoken with the dimensions
+// FunctionName (function) and Outcome: CloudWatch Logs turns the line into
+// metrics, with no PutMetricData call. See logInvocation for the metrics.
+func WithMetrics(function string) Option { return func(h *Handler) { h.metrics = function } }
 
 // WithClock sets the clock used to time invocations.
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
@@ -207,6 +214,7 @@ type stats struct {
 	assignedRoles                         []string
 	userReads, memberships                int
 	tenant, tenantRefused                 string
+	staleFor                              time.Duration
 }
 
 func (st *stats) drop(what string) { st.dropped = append(st.dropped, what) }
@@ -225,6 +233,9 @@ func (h *Handler) handle(ctx context.Context, ev *Event, st *stats) (reply *Repl
 	}
 	snap, state, serr := h.src.Snapshot(ctx)
 	st.cache = state
+	if a, ok := h.src.(interface{ Age() time.Duration }); ok && state == permissions.CacheStale {
+		st.staleFor = a.Age()
+	}
 	if serr != nil {
 		return h.failed(ev, v1, st, "no policy snapshot", serr)
 	}
@@ -487,5 +498,57 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 	if err != nil {
 		e = e.Str("error", err.Error())
 	}
+	if h.metrics != "" {
+		e = h.emf(e, st, h.now().Sub(start))
+	}
 	e.Msg("pre token generation")
+}
+
+// emfMetrics are the metrics of each log line (CloudWatch "Specification:
+// Embedded metric format"): one token by outcome, the cache state as five
+// 0/1 counts, roles-only overflows, user-data reads, the handler's duration,
+// and, while a stale snapshot is served, its age.
+var emfMetrics = []struct{ name, unit string }{
+	{"Tokens", "Count"}, {"CacheFresh", "Count"}, {"CacheChecked", "Count"}, {"CacheLoaded", "Count"},
+	{"CacheStale", "Count"}, {"CacheNone", "Count"}, {"RolesOnlyOverflows", "Count"}, {"UserReads", "Count"},
+	{"Duration", "Milliseconds"},
+}
+
+func (h *Handler) emf(e *zerolog.Event, st *stats, d time.Duration) *zerolog.Event {
+	outcome := st.outcome
+	if outcome == "" {
+		outcome = OutcomeInternal
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"Timestamp":%d,"CloudWatchMetrics":[{"Namespace":"pretoken","Dimensions":[["FunctionName","Outcome"]],"Metrics":[`, h.now().UnixMilli())
+	for i, m := range emfMetrics {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"Name":%q,"Unit":%q}`, m.name, m.unit)
+	}
+	if st.cache == permissions.CacheStale {
+		b.WriteString(`,{"Name":"StaleSeconds","Unit":"Seconds"}`)
+	}
+	b.WriteString(`]}]}`)
+	one := func(ok bool) int {
+		if ok {
+			return 1
+		}
+		return 0
+	}
+	e = e.RawJSON("_aws", []byte(b.String())).Str("FunctionName", h.metrics).Str("Outcome", string(outcome)).
+		Int("Tokens", 1).
+		Int("CacheFresh", one(st.cache == permissions.CacheFresh || st.cache == CacheStatic)).
+		Int("CacheChecked", one(st.cache == permissions.CacheChecked)).
+		Int("CacheLoaded", one(st.cache == permissions.CacheLoaded)).
+		Int("CacheStale", one(st.cache == permissions.CacheStale)).
+		Int("CacheNone", one(st.cache == permissions.CacheNone)).
+		Int("RolesOnlyOverflows", one(st.overflow && outcome == OutcomeIssued)).
+		Int("UserReads", st.userReads).
+		Float64("Duration", float64(d.Microseconds())/1000)
+	if st.cache == permissions.CacheStale {
+		e = e.Float64("StaleSeconds", st.staleFor.Seconds())
+	}
+	return e
 }
