@@ -61,8 +61,10 @@ func Actions(who Who) []string {
 	return a
 }
 
-// CognitoActions are the Cognito actions `pretoken attach` needs on the user pool.
-var CognitoActions = []string{"cognito-idp:DescribeUserPool", "cognito-idp:UpdateUserPool"}
+// CognitoActions are the Cognito actions the admin CLI needs on the user
+// pool: attach (DescribeUserPool, UpdateUserPool) and signout
+// (AdminUserGlobalSignOut, ListUsersInGroup). Sorted.
+var CognitoActions = []string{"cognito-idp:AdminUserGlobalSignOut", "cognito-idp:DescribeUserPool", "cognito-idp:ListUsersInGroup", "cognito-idp:UpdateUserPool"}
 
 // Resources are what who's actions apply to: the table, and for people
 // (tenant members) its indexes. The trigger reads no index.
@@ -94,7 +96,7 @@ var (
 
 // Policy returns the least-privilege IAM policy for who on the table with
 // ARN table. For Admin, a non-empty userPool ARN adds the Cognito actions of
-// `pretoken attach` on that pool.
+// `pretoken attach` and `pretoken signout` on that pool.
 func Policy(who Who, table, userPool string) (PolicyDocument, error) {
 	actions := Actions(who)
 	if actions == nil {

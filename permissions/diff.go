@@ -152,3 +152,46 @@ func listDetails(what string, a, b []string) []string {
 	}
 	return d
 }
+
+// Loss is what the members of one group (or every user, for Group
+// "defaults") lose from old to new.
+type Loss struct {
+	Group       string
+	Permissions []string
+}
+
+// Losses lists the Cognito groups whose members lose a permission from old
+// to new, and "defaults" when every signed-in user does: after such a
+// change, tokens already issued still carry the permission until they
+// expire, and signing the members out revokes their refresh tokens. Both
+// policies must be valid.
+func Losses(old, new *Policy) []Loss {
+	a, errA := Compile(old, "old")
+	b, errB := Compile(new, "new")
+	if errA != nil || errB != nil {
+		return nil
+	}
+	lost := func(before, after []string) []string {
+		var out []string
+		for _, p := range before {
+			if !slices.Contains(after, p) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	var out []Loss
+	for _, g := range slices.Sorted(maps.Keys(old.Groups)) {
+		_, before := a.Expand(old.Groups[g])
+		_, after := b.Expand(new.Groups[g])
+		if l := lost(before, after); len(l) > 0 {
+			out = append(out, Loss{Group: g, Permissions: l})
+		}
+	}
+	_, before := a.Expand(old.Defaults.Roles)
+	_, after := b.Expand(new.Defaults.Roles)
+	if l := lost(before, after); len(l) > 0 {
+		out = append(out, Loss{Group: "defaults", Permissions: l})
+	}
+	return out
+}

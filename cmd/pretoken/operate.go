@@ -116,9 +116,27 @@ func (c *planCmd) Run(e *env) error {
 		return err
 	}
 	if len(res.Changes) > 0 {
+		noteLosses(ctx, e, s, p)
 		return exitCode(2)
 	}
 	return nil
+}
+
+// noteLosses says on stderr which groups' members lose a permission with
+// p, and how to make it take effect before their tokens expire.
+func noteLosses(ctx context.Context, e *env, s *dynamo.Store, p *permissions.Policy) {
+	old, _, err := s.Load(ctx)
+	if err != nil {
+		return
+	}
+	for _, l := range permissions.Losses(old, p) {
+		who, how := "members of group "+l.Group+" lose", "pretoken signout --group "+l.Group
+		if l.Group == "defaults" {
+			who, how = "every signed-in user loses (default roles)", "signing users out"
+		}
+		fmt.Fprintf(e.stderr, "note: %s %s; tokens already issued keep it until they expire: %s revokes their refresh tokens\n",
+			who, strings.Join(l.Permissions, " "), how)
+	}
 }
 
 type applyCmd struct {
@@ -167,6 +185,9 @@ func (c *applyCmd) Run(e *env) error {
 			fmt.Fprintln(e.stdout, "not applied: nothing was written")
 			return nil
 		}
+	}
+	if len(plan.Changes) > 0 {
+		noteLosses(ctx, e, s, p)
 	}
 	// What was shown is what is applied: a table that moved meanwhile is a conflict.
 	res, err := s.Apply(ctx, p, dynamo.ApplyOptions{ExpectVersion: plan.OldVersion, Actor: c.resolve(ctx, e, c.tableFlag)})
@@ -356,10 +377,29 @@ func (c *assignCmd) Run(e *env) error {
 	return c.run(e, change{(*dynamo.Store).Assign, (*dynamo.Store).AssignInTenant})
 }
 
-type unassignCmd struct{ assignment }
+type unassignCmd struct {
+	assignment
+	poolFlag
+	SignOut bool `name:"sign-out" help:"Then sign the user out (AdminUserGlobalSignOut: refresh tokens revoked, so the next sign-in gets the new roles); needs --user-pool-id."`
+}
 
 func (c *unassignCmd) Run(e *env) error {
-	return c.run(e, change{(*dynamo.Store).Unassign, (*dynamo.Store).UnassignInTenant})
+	if c.SignOut && c.UserPoolID == "" {
+		return usagef("--sign-out needs --user-pool-id or PRETOKEN_USER_POOL_ID")
+	}
+	if err := c.run(e, change{(*dynamo.Store).Unassign, (*dynamo.Store).UnassignInTenant}); err != nil || !c.SignOut {
+		return err
+	}
+	ctx := context.Background()
+	api, err := c.client(ctx, e)
+	if err != nil {
+		return err
+	}
+	if err := signOut(ctx, api, c.UserPoolID, c.Sub); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "signed out %s: refresh tokens revoked; tokens already issued stay valid until they expire\n", c.Sub)
+	return nil
 }
 
 type userCmd struct {

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+)
+
+// poolFlag names the user pool that sign-out works on.
+type poolFlag struct {
+	UserPoolID string `name:"user-pool-id" env:"PRETOKEN_USER_POOL_ID" placeholder:"ID" help:"The user pool (REGION_ID)."`
+}
+
+// signOutAPI is the part of the Cognito API sign-out needs.
+type signOutAPI interface {
+	AdminUserGlobalSignOut(context.Context, *cip.AdminUserGlobalSignOutInput, ...func(*cip.Options)) (*cip.AdminUserGlobalSignOutOutput, error)
+	ListUsersInGroup(context.Context, *cip.ListUsersInGroupInput, ...func(*cip.Options)) (*cip.ListUsersInGroupOutput, error)
+}
+
+func (f poolFlag) client(ctx context.Context, e *env) (signOutAPI, error) {
+	if f.UserPoolID == "" {
+		return nil, usagef("name the user pool with --user-pool-id or PRETOKEN_USER_POOL_ID")
+	}
+	region, _, ok := strings.Cut(f.UserPoolID, "_")
+	if !ok {
+		return nil, usagef("%q is not a user pool id (REGION_ID)", f.UserPoolID)
+	}
+	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+		os.Setenv("AWS_REGION", region) // the pool id names its region
+	}
+	cfg, err := awsConfig(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	return cip.NewFromConfig(cfg), nil
+}
+
+// signOut revokes the refresh tokens of one user (by username or sub).
+func signOut(ctx context.Context, api signOutAPI, pool, user string) error {
+	if _, err := api.AdminUserGlobalSignOut(ctx, &cip.AdminUserGlobalSignOutInput{UserPoolId: &pool, Username: &user}); err != nil {
+		return fmt.Errorf("sign out %s: %w", user, err)
+	}
+	return nil
+}
+
+type signOutCmd struct {
+	poolFlag
+	Users  []string `arg:"" optional:"" name:"sub" help:"Users to sign out (sub or username)."`
+	Group  string   `placeholder:"G" help:"Sign out every member of group G, page by page, resumable."`
+	Rate   float64  `default:"5" help:"Sign-outs per second at most (Cognito's default quota for AdminUserGlobalSignOut is higher; stay below it)."`
+	Resume string   `placeholder:"FILE" help:"With --group: where progress is kept, so an interrupted run continues (default: .pretoken-signout-<pool>-<group>.json)."`
+}
+
+func (c *signOutCmd) Run(e *env) error {
+	if (len(c.Users) == 0) == (c.Group == "") {
+		return usagef("name the users to sign out, or --group G (not both)")
+	}
+	if c.Rate <= 0 {
+		return usagef("--rate must be positive")
+	}
+	ctx := context.Background()
+	api, err := c.client(ctx, e)
+	if err != nil {
+		return err
+	}
+	if c.Group == "" {
+		for _, u := range c.Users {
+			if err := signOut(ctx, api, c.UserPoolID, u); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "signed out %s: refresh tokens revoked; tokens already issued stay valid until they expire\n", u)
+		}
+		return nil
+	}
+	return c.group(ctx, e, api)
+}
+
+// progress is what a group sign-out keeps between runs.
+type progress struct {
+	Pool, Group string
+	NextToken   string // of the page being done; "" for the first
+	Skip        int    // members of that page already signed out
+	Done        int
+}
+
+func (c *signOutCmd) group(ctx context.Context, e *env, api signOutAPI) error {
+	file := c.Resume
+	if file == "" {
+		file = fmt.Sprintf(".pretoken-signout-%s-%s.json", c.UserPoolID, strings.NewReplacer("/", "_", " ", "_").Replace(c.Group))
+	}
+	p := progress{Pool: c.UserPoolID, Group: c.Group}
+	if b, err := os.ReadFile(file); err == nil {
+		if err := json.Unmarshal(b, &p); err != nil || p.Pool != c.UserPoolID || p.Group != c.Group {
+			return fmt.Errorf("%s holds another run's progress; remove it or name another --resume file", file)
+		}
+		fmt.Fprintf(e.stdout, "resuming from %s: %d already signed out\n", file, p.Done)
+	}
+	save := func() error {
+		b, _ := json.Marshal(p)
+		return os.WriteFile(file, b, 0o600)
+	}
+	pace := time.Duration(float64(time.Second) / c.Rate)
+	next := time.Now()
+	for {
+		in := &cip.ListUsersInGroupInput{UserPoolId: &c.UserPoolID, GroupName: &c.Group, Limit: aws.Int32(60)}
+		if p.NextToken != "" {
+			in.NextToken = aws.String(p.NextToken)
+		}
+		page, err := api.ListUsersInGroup(ctx, in)
+		if err != nil {
+			return errors.Join(fmt.Errorf("list the members of %s: %w", c.Group, err), save())
+		}
+		for i, u := range page.Users {
+			if i < p.Skip {
+				continue // signed out before the interruption
+			}
+			time.Sleep(time.Until(next)) // paced below Cognito's quota
+			next = time.Now().Add(pace)
+			if err := signOut(ctx, api, c.UserPoolID, aws.ToString(u.Username)); err != nil {
+				if serr := save(); serr != nil {
+					return errors.Join(err, serr)
+				}
+				fmt.Fprintf(e.stderr, "pretoken signout: %d signed out so far; progress kept in %s: run the same command to continue\n", p.Done, file)
+				return err
+			}
+			p.Done++
+			p.Skip = i + 1
+			if e.terminal {
+				fmt.Fprintf(e.stdout, "\rsigned out %d member(s) of %s", p.Done, c.Group)
+			}
+		}
+		p.NextToken, p.Skip = aws.ToString(page.NextToken), 0
+		if p.NextToken == "" {
+			break
+		}
+		if err := save(); err != nil {
+			return err
+		}
+	}
+	os.Remove(file)
+	if e.terminal {
+		fmt.Fprintln(e.stdout)
+	}
+	fmt.Fprintf(e.stdout, "signed out %d member(s) of group %s: refresh tokens revoked; tokens already issued stay valid until they expire\n", p.Done, c.Group)
+	return nil
+}
