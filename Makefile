@@ -32,7 +32,7 @@ export SLS_NOTIFICATIONS_MODE := off
 # W3005 (a DependsOn that a GetAtt already implies) comes from the framework's own function resources.
 CFN_LINT  := cfn-lint --ignore-checks W3005 --
 
-.PHONY: help build package package-all deploy demo demo-dynamo dynamodb-local test unit lint bench fuzz tools clean
+.PHONY: help build package package-all deploy demo demo-dynamo dynamodb-local test unit lint bench fuzz tools chromium clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -71,7 +71,12 @@ lint: ## gofmt and go vet.
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-tools: $(TOOLS) $(DEPLOY_TOOLS) ## Install into tools/: DynamoDB Local, cognito-local, Serverless v3 (tools/test), osls (tools/deploy), aws-lambda-rie.
+tools: $(TOOLS) $(DEPLOY_TOOLS) chromium ## Install into tools/: DynamoDB Local, cognito-local, Serverless v3 (tools/test), osls (tools/deploy), aws-lambda-rie; Debian's chromium.
+
+# The console's browser test drives Debian's chromium; installed where missing (needs root, as on these machines).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the console's browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 tools/%/node_modules/.package-lock.json: tools/%/package.json tools/%/package-lock.json
 	@command -v npm >/dev/null || { echo "installing tools/$* needs Node.js 20.19 or later and npm (Debian: apt-get install nodejs npm)"; exit 1; }
@@ -101,8 +106,10 @@ deploy: build $(BIN)/pretoken $(DEPLOY_TOOLS) ## Deploy to AWS (needs credential
 	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken migrate
 	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken apply -f $(POLICY_FILE)
 
-test: lint $(TOOLS) package-all ## Lint; package four stacks; every test with the race detector against DynamoDB Local, the Lambda emulator and cognito-local; the demo.
-	PRETOKEN_REQUIRE_SERVICES=1 PRETOKEN_TEST_STACKS=$(CURDIR)/$(STACKS) scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)
+test: lint $(TOOLS) chromium package-all ## Lint; package four stacks; every test with the race detector against DynamoDB Local, the Lambda emulator, cognito-local and headless Chromium; the demo.
+	@mkdir -p build/screenshots
+	PRETOKEN_REQUIRE_SERVICES=1 PRETOKEN_TEST_STACKS=$(CURDIR)/$(STACKS) PRETOKEN_TEST_CHROMIUM=$$(command -v chromium) \
+	  PRETOKEN_TEST_SCREENSHOTS=$(CURDIR)/build/screenshots scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)
 	$(MAKE) --no-print-directory demo >/dev/null
 
 unit: ## Only the tests that need no server (the others skip, saying why).

@@ -53,6 +53,7 @@ type cli struct {
 	Unassign  unassignCmd  `cmd:"" help:"Take directly assigned roles from one user."`
 	User      userCmd      `cmd:"" help:"Show one user's direct roles, roles in each tenant, and active tenant."`
 	Tenant    tenantCmd    `cmd:"" help:"A tenant's members (tenant members T); a user's active tenant (tenant use SUB T)."`
+	Console   consoleCmd   `cmd:"" help:"Serve a read-only console on loopback: who can do what, token previews, history, users and tenants."`
 	SignOut   signOutCmd   `cmd:"" name:"signout" help:"Sign users out (revoke their refresh tokens): by sub, or every member of a group."`
 	Attach    attachCmd    `cmd:"" help:"Put the trigger on an existing user pool (or --detach it), keeping every other setting."`
 	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" help:"Print the least-privilege IAM policy (JSON) for the trigger, an admin or a read-only operator."`
