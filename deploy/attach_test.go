@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -138,7 +139,7 @@ func TestAttachCarriesEverySettingOver(t *testing.T) {
 		}
 	}
 	for k := range sent {
-		if k != "UserPoolId" && !containsString(updatableFields(), k) {
+		if k != "UserPoolId" && !slices.Contains(updatableFields(), k) {
 			t.Errorf("sent %s, which UpdateUserPool does not take", k)
 		}
 	}
@@ -148,15 +149,6 @@ func TestAttachCarriesEverySettingOver(t *testing.T) {
 	if diff := cmp.Diff(want, res.Changes); diff != "" {
 		t.Errorf("changes (-want +got):\n%s", diff)
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func TestAttachRefusals(t *testing.T) {
@@ -198,7 +190,7 @@ func TestAttachRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(fake.updates) != 1 || fake.updates[0]["UserPoolTier"] != "ESSENTIALS" || !containsString(res.Changes, `UserPoolTier: "LITE" -> "ESSENTIALS"`) {
+		if len(fake.updates) != 1 || fake.updates[0]["UserPoolTier"] != "ESSENTIALS" || !slices.Contains(res.Changes, `UserPoolTier: "LITE" -> "ESSENTIALS"`) {
 			t.Errorf("changes %v, updates %v", res.Changes, fake.updates)
 		}
 	})

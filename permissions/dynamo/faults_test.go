@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func TestLeftoversAreFound(t *testing.T) {
 	release() // the held batch lands now, after the failed apply cleaned up
 	var late []string
 	for _, k := range keysOf(scan(t, client, table)) {
-		if strings.HasPrefix(k, "POLICY#") && !contains(before, k) {
+		if strings.HasPrefix(k, "POLICY#") && !slices.Contains(before, k) {
 			late = append(late, k)
 		}
 	}
@@ -133,19 +134,10 @@ func TestLeftoversAreFound(t *testing.T) {
 		t.Errorf("removed %d leftovers, want the %d that landed late", res.Leftovers, len(late))
 	}
 	for _, k := range keysOf(scan(t, client, table)) {
-		if contains(late, k) {
+		if slices.Contains(late, k) {
 			t.Errorf("leftover %s is still there", k)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestChangeSetsOfAnySize: the audit record stays within the item limit
