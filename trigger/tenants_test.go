@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -143,4 +145,45 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestManyMembershipsAndTheBudget: with 500 memberships only the active
+// tenant's roles enter the token; the tenants claim (every membership)
+// counts against the budget: refused with onOverflow fail, dropped first
+// with roles-only.
+func TestManyMembershipsAndTheBudget(t *testing.T) {
+	m := map[string][]string{}
+	for i := range 500 {
+		m[fmt.Sprintf("tenant-%03d", i)] = []string{"member"}
+	}
+	m["tenant-007"] = []string{"tenant-admin"}
+	users := &memUsers{users: map[string]permissions.User{"u-1": {Memberships: m, Active: "tenant-007"}}}
+	for _, overflow := range []string{permissions.OverflowFail, permissions.OverflowRolesOnly} {
+		p, err := permissions.ReadFile("../examples/tenants.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Limits.OnOverflow = overflow
+		snap, err := permissions.Compile(p, overflow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := New(Static{S: snap}, zerolog.Nop(), WithUsers(users, false)).Handle(context.Background(), tenantEvent(t, nil))
+		if overflow == permissions.OverflowFail {
+			if !errors.Is(err, ErrTooLarge) {
+				t.Errorf("fail: %v, want ErrTooLarge for 500 tenant ids over the default budget", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("roles-only: %v", err)
+		}
+		claims := idClaims(t, r)
+		if _, ok := claims["tenants"]; ok {
+			t.Error("roles-only kept the tenants claim")
+		}
+		if claims["tenant_id"] != "tenant-007" || cmp.Diff([]any{"member", "tenant-admin"}, jsonRound(t, claims["app_roles"])) != "" {
+			t.Errorf("roles-only: %v; want only tenant-007's roles", claims)
+		}
+	}
 }
