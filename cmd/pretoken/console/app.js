@@ -134,11 +134,20 @@ $("dform").onsubmit = async ev => {
 };
 $("uform").onsubmit = async ev => {
   ev.preventDefault();
-  $("utext").textContent = JSON.stringify(await api("user", "sub=" + encodeURIComponent(new FormData($("uform")).get("sub"))), null, 2);
+  const u = await api("user", "sub=" + encodeURIComponent(new FormData($("uform")).get("sub")));
+  if (u.error) { $("utext").textContent = u.error; return; }
+  const lines = ["direct roles: " + ((u.Roles || []).join(" ") || "(none)")];
+  for (const [t, roles] of Object.entries(u.Memberships || {}).sort()) lines.push("tenant " + t + (t === u.Active ? " (active)" : "") + ": " + roles.join(" "));
+  if (u.Active && !(u.Memberships || {})[u.Active]) lines.push("stored active tenant " + u.Active + " is not a membership: tokens get no tenant");
+  if (!Object.keys(u.Memberships || {}).length) lines.push("no tenant memberships");
+  $("utext").textContent = lines.join("\n");
 };
 $("tform").onsubmit = async ev => {
   ev.preventDefault();
-  $("ttext").textContent = JSON.stringify(await api("tenant", "id=" + encodeURIComponent(new FormData($("tform")).get("id"))), null, 2);
+  const id = new FormData($("tform")).get("id");
+  const m = await api("tenant", "id=" + encodeURIComponent(id));
+  if (!Array.isArray(m)) { $("ttext").textContent = m.error || "tenant " + id + " has no members"; return; }
+  $("ttext").textContent = m.length ? m.map(x => x.Sub + "  " + (x.Roles || []).join(" ")).join("\n") : "tenant " + id + " has no members";
 };
 
 (async () => {
