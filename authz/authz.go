@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -25,6 +24,7 @@ import (
 
 	jwt "github.com/golang-jwt/jwt/v5"
 
+	"github.com/pretoken/pretoken/internal/loopback"
 	"github.com/pretoken/pretoken/permissions"
 )
 
@@ -142,7 +142,7 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("authz: issuer %q is not a URL", issuer)
 	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+	if u.Scheme != "https" && !(u.Scheme == "http" && loopback.Host(u.Hostname())) {
 		return nil, fmt.Errorf("authz: issuer %q must be https (plain http only on a loopback address)", issuer)
 	}
 	if len(cfg.ClientIDs) == 0 {
@@ -168,14 +168,6 @@ func New(cfg Config) (*Verifier, error) {
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(), jwt.WithLeeway(cfg.ClockSkew), jwt.WithTimeFunc(cfg.Now))
 	return &Verifier{cfg: cfg, issuer: issuer, keys: newKeySet(issuer+"/.well-known/jwks.json", cfg.HTTPClient, cfg.Now), parser: parser}, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // tokenClaims are the claims Verify checks and the Principal's fields, in

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pretoken/pretoken/internal/loopback"
 	"github.com/pretoken/pretoken/permissions"
 	"github.com/pretoken/pretoken/permissions/dynamo"
 )
@@ -42,7 +43,7 @@ func (c *consoleCmd) Run(e *env) error {
 		return usagef("name what to show: --policy FILE, or --table NAME (or PRETOKEN_TABLE)")
 	}
 	host, _, err := net.SplitHostPort(c.Addr)
-	if err != nil || !isLoopback(host) {
+	if err != nil || !loopback.Host(host) {
 		return usagef("--addr %q: the console listens on a loopback address only (127.0.0.1:PORT)", c.Addr)
 	}
 	ctx := context.Background()
@@ -78,14 +79,6 @@ func (c *consoleCmd) Run(e *env) error {
 		return err
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // consoleSource is what the console shows: a policy file (read once), or
