@@ -298,11 +298,15 @@ func isV1(v Version) (bool, error) {
 // ClientCredentials is the trigger source of a machine-to-machine token.
 const ClientCredentials = "TokenGeneration_ClientCredentials"
 
+// Machine reports whether the event is a machine client's token (client
+// credentials): no user, no groups, no ID token.
+func (e *Event) Machine() bool { return e.TriggerSource == ClientCredentials }
+
 // subject is who the event is for, as far as the event says: the client,
 // the user's Cognito groups and attributes, and the identity provider's
 // groups from the attribute the policy names.
 func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) permissions.Subject {
-	machine := ev.TriggerSource == ClientCredentials
+	machine := ev.Machine()
 	sub := permissions.Subject{
 		ClientID:   ev.CallerContext.ClientID,
 		Machine:    machine,
@@ -387,7 +391,7 @@ func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, st
 	var id, access tokenOut
 	if last != nil {
 		res := last.Resolve(h.subject(ev, last))
-		id, access = h.tokens(res, ev.TriggerSource == ClientCredentials, true, st)
+		id, access = h.tokens(res, ev.Machine(), true, st)
 		id.claims, access.claims, id.scopesToAdd, access.scopesToAdd = nil, nil, nil, nil
 	}
 	return h.reply(ev, v1, id, access, st)
@@ -395,7 +399,7 @@ func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, st
 
 // reply shapes the two tokens' changes as the event version wants them.
 func (h *Handler) reply(ev *Event, v1 bool, id, access tokenOut, st *stats) *Reply {
-	machine := ev.TriggerSource == ClientCredentials
+	machine := ev.Machine()
 	reply := &Reply{Event: *ev}
 	var groups *GroupConfiguration
 	if !machine {

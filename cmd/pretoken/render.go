@@ -14,7 +14,7 @@ import (
 // summarize writes, readably, what each token gets from a reply.
 func summarize(w io.Writer, r *trigger.Reply) {
 	who := "user " + r.UserName
-	if r.TriggerSource == trigger.ClientCredentials {
+	if r.Machine() {
 		who = "machine client (client credentials)"
 	}
 	fmt.Fprintf(w, "event V%s %s, client %s, %s, groups: %s\n", r.Version, r.TriggerSource,
@@ -37,7 +37,7 @@ func summarize(w io.Writer, r *trigger.Reply) {
 		fmt.Fprintln(w, "no changes")
 		return
 	}
-	if r.TriggerSource != trigger.ClientCredentials {
+	if !r.Machine() {
 		fmt.Fprintln(w, "ID token:")
 		tokenLines(w, d.IDTokenGeneration, "this client's idToken profile gives this user no claims")
 	}
