@@ -90,19 +90,20 @@ func (s *Store) UserRoles(ctx context.Context, sub string) ([]string, error) {
 	return u.Roles, err
 }
 
-// readUser reads one of the user's role items: the direct roles, or the
-// roles in tenant (non-empty).
-func (s *Store) readUser(ctx context.Context, sub, tenant string, consistent bool) (userItem, error) {
+// readUser reads one of the user's items, strongly consistent (its callers
+// write next): sk is userSK(tenant) for roles, activeSK for the active
+// tenant. A missing item is the zero userItem.
+func (s *Store) readUser(ctx context.Context, sub, sk string) (userItem, error) {
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(userPK+sub, userSK(tenant)), ConsistentRead: aws.Bool(consistent)})
+	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(userPK+sub, sk), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return userItem{}, fmt.Errorf("read user roles: %w", err)
+		return userItem{}, fmt.Errorf("read user: %w", err)
 	}
 	var u userItem
 	if out.Item != nil {
 		if err := attributevalue.UnmarshalMap(out.Item, &u); err != nil {
-			return userItem{}, fmt.Errorf("read user roles: %w", err)
+			return userItem{}, fmt.Errorf("read user: %w", err)
 		}
 	}
 	if len(u.Roles) == 0 {
@@ -207,7 +208,7 @@ func (s *Store) changeUser(ctx context.Context, c userChange) (AssignResult, err
 		if err != nil {
 			return AssignResult{}, err
 		}
-		u, err := s.readUser(ctx, c.sub, c.tenant, true)
+		u, err := s.readUser(ctx, c.sub, userSK(c.tenant))
 		if err != nil {
 			return AssignResult{}, err
 		}

@@ -25,10 +25,11 @@ func (s *Store) SetActiveTenant(ctx context.Context, sub, tenant, actor string) 
 	if err := checkTenant(tenant); err != nil {
 		return err
 	}
-	old, err := s.activeTenant(ctx, sub)
+	cur, err := s.readUser(ctx, sub, activeSK)
 	if err != nil {
 		return err
 	}
+	old := cur.Tenant
 	item, err := attributevalue.MarshalMap(userItem{Tenant: tenant})
 	if err != nil {
 		return err
@@ -54,18 +55,6 @@ func (s *Store) SetActiveTenant(ctx context.Context, sub, tenant, actor string) 
 		return fmt.Errorf("set the active tenant: %w", err)
 	}
 	return nil
-}
-
-func (s *Store) activeTenant(ctx context.Context, sub string) (string, error) {
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(userPK+sub, activeSK), ConsistentRead: aws.Bool(true)})
-	if err != nil || out.Item == nil {
-		return "", err
-	}
-	var u userItem
-	err = attributevalue.UnmarshalMap(out.Item, &u)
-	return u.Tenant, err
 }
 
 // Member is one member of a tenant and the member's roles there.
