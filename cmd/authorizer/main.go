@@ -12,13 +12,15 @@
 //	  "DELETE /orders/{id}":          {role: admin}
 //	  "GET /tenants/{tenant}/orders": {permission: "orders:read", tenant: "{tenant}"}
 //
-// A route not listed is denied. It answers HTTP API requests (payload 2.0,
+// A route not listed is denied; of overlapping routes the most specific
+// wins (see moreSpecific). It answers HTTP API requests (payload 2.0,
 // simple responses with context) and REST API requests (TOKEN and REQUEST
 // authorizers: an IAM policy with context; a missing or invalid token is
 // the error "Unauthorized", which API Gateway turns into 401).
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,8 +137,34 @@ func load(path string) (*authorizer, error) {
 		}
 		a.routes = append(a.routes, cr)
 	}
+	slices.SortFunc(a.routes, moreSpecific)
 	return a, nil
 }
+
+// moreSpecific orders routes for match, which takes the first that fits:
+// at the first segment where two routes differ, a literal goes before a
+// {parameter}, and a method before ANY. So "GET /orders/mine" wins over
+// "GET /orders/{id}" and "ANY /orders/mine" for GET /orders/mine, whatever
+// order the config's map gave them in. The rest only makes the order total.
+func moreSpecific(x, y compiled) int {
+	for i := range min(len(x.parts), len(y.parts)) {
+		if px, py := isParam(x.parts[i]), isParam(y.parts[i]); px != py {
+			if px {
+				return 1
+			}
+			return -1
+		}
+	}
+	if ax, ay := x.method == "ANY", y.method == "ANY"; ax != ay {
+		if ax {
+			return 1
+		}
+		return -1
+	}
+	return cmp.Or(cmp.Compare(len(x.parts), len(y.parts)), slices.Compare(x.parts, y.parts), cmp.Compare(x.method, y.method))
+}
+
+func isParam(seg string) bool { return strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") }
 
 // match finds the route for method and path, with its path parameters.
 func (a *authorizer) match(method, path string) (*compiled, map[string]string) {
@@ -149,7 +177,7 @@ func (a *authorizer) match(method, path string) (*compiled, map[string]string) {
 		params := map[string]string{}
 		ok := true
 		for j, p := range r.parts {
-			if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if isParam(p) {
 				params[p] = segs[j]
 			} else if p != segs[j] {
 				ok = false

@@ -154,6 +154,48 @@ func TestAuthorizerUnderRIE(t *testing.T) {
 	}
 }
 
+// TestMostSpecificRouteWins loads a config whose routes overlap many
+// times: Go's map order differs from load to load, and the answer must not.
+func TestMostSpecificRouteWins(t *testing.T) {
+	pool := pooltest.New(t, "k1")
+	cfg := "issuer: " + pool.Issuer() + `
+clients: [web]
+claims: {permissions: app_permissions, roles: app_roles}
+routes:
+  "GET /orders/{id}":       {role: admin}
+  "ANY /orders/mine":       {role: admin}
+  "GET /orders/mine":       {permission: "orders:read"}
+  "GET /{any}/mine":        {role: admin}
+  "GET /{a}/{b}":           {role: admin}
+  "DELETE /orders/{id}":    {permission: "orders:read"}
+  "ANY /{a}/{b}":           {role: admin}
+`
+	path := filepath.Join(t.TempDir(), "a.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reader := pool.Sign(t, "k1", map[string]any{"app_permissions": []string{"orders:read"}, "app_roles": []string{"viewer"}})
+	for range 50 {
+		a, err := load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			method, path string
+			allowed      bool
+		}{
+			{"GET", "/orders/mine", true},   // the literal route, not {id}, ANY or {any}
+			{"DELETE", "/orders/o-1", true}, // the method's own route, not ANY /{a}/{b}
+			{"GET", "/orders/o-1", false},   // {id}: admin only
+			{"POST", "/orders/mine", false}, // ANY /orders/mine: admin only
+		} {
+			if _, why := a.decide(t.Context(), reader, c.method, c.path); (why == "") != c.allowed {
+				t.Fatalf("%s %s: denied %q, want allowed %v", c.method, c.path, why, c.allowed)
+			}
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	pool := pooltest.New(t, "k1")
 	for _, body := range []string{
