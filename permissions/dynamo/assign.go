@@ -50,12 +50,7 @@ type userItem struct {
 // reaches the next token within a second or so.
 func (s *Store) User(ctx context.Context, sub string) (permissions.User, error) {
 	var u permissions.User
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		KeyConditionExpression:    aws.String("PK = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: userPK + sub}},
-	}
-	items, err := s.queryAll(ctx, in, 0)
+	items, err := s.queryAll(ctx, s.partition(userPK+sub, false), 0)
 	if err != nil {
 		return u, fmt.Errorf("read user: %w", err)
 	}

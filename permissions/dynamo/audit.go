@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -145,13 +144,8 @@ func chunks(list []string, max int) [][]string {
 // History returns audit records, newest first: at most limit (0: all) of
 // those at or after since (zero: all).
 func (s *Store) History(ctx context.Context, limit int, since time.Time) ([]AuditRecord, error) {
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		KeyConditionExpression:    aws.String("PK = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: auditPK}},
-		ScanIndexForward:          aws.Bool(false),
-		ConsistentRead:            aws.Bool(true),
-	}
+	in := s.partition(auditPK, true)
+	in.ScanIndexForward = aws.Bool(false)
 	if !since.IsZero() {
 		in.KeyConditionExpression = aws.String("PK = :pk AND SK >= :since")
 		in.ExpressionAttributeValues[":since"] = &types.AttributeValueMemberS{Value: since.UTC().Format("2006-01-02T15:04:05.000000000Z")}
@@ -185,13 +179,7 @@ func (s *Store) History(ctx context.Context, limit int, since time.Time) ([]Audi
 
 // auditParts reads the full change list of a long record from its parts.
 func (s *Store) auditParts(ctx context.Context, id string) ([]string, error) {
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		KeyConditionExpression:    aws.String("PK = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: auditPartPK + id}},
-		ConsistentRead:            aws.Bool(true),
-	}
-	items, err := s.queryAll(ctx, in, 0)
+	items, err := s.queryAll(ctx, s.partition(auditPartPK+id, true), 0)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}

@@ -316,17 +316,26 @@ func decodeInline(b []byte) (*permissions.Policy, error) {
 	return &p, nil
 }
 
+// partition is the Query for every item under pk: the writers' and the
+// audit trail's reads are consistent, the trigger's user read is not.
+// Callers narrow it (a sort-key condition, a projection, an order).
+func (s *Store) partition(pk string, consistent bool) *dynamodb.QueryInput {
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("PK = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
+	}
+	if consistent {
+		in.ConsistentRead = aws.Bool(true)
+	}
+	return in
+}
+
 func (s *Store) queryGeneration(ctx context.Context, gen string) ([]map[string]types.AttributeValue, error) {
 	if gen == "" {
 		return nil, nil // version 0: the empty policy
 	}
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		KeyConditionExpression:    aws.String("PK = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: policyPK + gen}},
-		ConsistentRead:            aws.Bool(true),
-	}
-	items, err := s.queryAll(ctx, in, 0)
+	items, err := s.queryAll(ctx, s.partition(policyPK+gen, true), 0)
 	if err != nil {
 		return nil, fmt.Errorf("query the policy's items: %w", err)
 	}

@@ -375,13 +375,8 @@ func (s *Store) queryKeys(ctx context.Context, pk, prefix string) ([]map[string]
 
 // queryKeysWith is queryKeys with the attributes to read.
 func (s *Store) queryKeysWith(ctx context.Context, pk, prefix, projection string) ([]map[string]types.AttributeValue, error) {
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		KeyConditionExpression:    aws.String("PK = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
-		ProjectionExpression:      aws.String(projection),
-		ConsistentRead:            aws.Bool(true),
-	}
+	in := s.partition(pk, true)
+	in.ProjectionExpression = aws.String(projection)
 	if prefix != "" {
 		in.KeyConditionExpression = aws.String("PK = :pk AND begins_with(SK, :p)")
 		in.ExpressionAttributeValues[":p"] = &types.AttributeValueMemberS{Value: prefix}
