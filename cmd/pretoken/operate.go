@@ -395,11 +395,7 @@ func (c *unassignCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := signOut(ctx, api, c.UserPoolID, c.Sub); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "signed out %s: refresh tokens revoked; tokens already issued stay valid until they expire\n", c.Sub)
-	return nil
+	return signOutEach(ctx, e, api, c.UserPoolID, []string{c.Sub})
 }
 
 type userCmd struct {

@@ -71,15 +71,21 @@ func (c *signOutCmd) Run(e *env) error {
 		return err
 	}
 	if c.Group == "" {
-		for _, u := range c.Users {
-			if err := signOut(ctx, api, c.UserPoolID, u); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "signed out %s: refresh tokens revoked; tokens already issued stay valid until they expire\n", u)
-		}
-		return nil
+		return signOutEach(ctx, e, api, c.UserPoolID, c.Users)
 	}
 	return c.group(ctx, e, api)
+}
+
+// signOutEach signs users out one after another, saying so for each; it
+// stops at the first failure.
+func signOutEach(ctx context.Context, e *env, api signOutAPI, pool string, users []string) error {
+	for _, u := range users {
+		if err := signOut(ctx, api, pool, u); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "signed out %s: refresh tokens revoked; tokens already issued stay valid until they expire\n", u)
+	}
+	return nil
 }
 
 // progress is what a group sign-out keeps between runs.
