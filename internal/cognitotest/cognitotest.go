@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pretoken/pretoken/internal/lambdatest"
 	"github.com/pretoken/pretoken/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ func Start(t *testing.T, lambdaEndpoint string) string {
 	t.Helper()
 	bin := testenv.Need(t, Var, "cognito-local")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := lambdatest.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := map[string]any{
 		"ServerConfig": map[string]any{"hostname": "127.0.0.1", "port": port},
@@ -122,14 +123,4 @@ func Field(t *testing.T, m map[string]any, path ...string) string {
 		t.Fatalf("%v is %T in %v", path, v, m)
 	}
 	return s
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
