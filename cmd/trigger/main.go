@@ -8,7 +8,7 @@
 //	PRETOKEN_POLICY_FILE        a policy file to serve (for example one bundled in the zip)
 //	PRETOKEN_REFRESH_INTERVAL   how often the table's version is checked (default 10s)
 //	PRETOKEN_MAX_STALENESS      how long a snapshot is served while DynamoDB fails (default 15m)
-//	PRETOKEN_FAILURE_MODE       closed (default: refuse tokens) or open (issue them unchanged) with no snapshot
+//	PRETOKEN_FAILURE_MODE       closed (default: refuse tokens) or open (issue them with nothing added) with no snapshot
 //	PRETOKEN_USER_ASSIGNMENTS   true to add per-user role assignments (one read per token)
 //	PRETOKEN_LOG_LEVEL          debug, info (default), warn or error
 //
