@@ -175,6 +175,10 @@ func TestLoadPolicyChangesUnderConcurrentInvocations(t *testing.T) {
 		if _, err := r.store.Apply(context.Background(), next, dynamo.ApplyOptions{Actor: "test"}); err != nil {
 			t.Fatal(err)
 		}
+		// Wait until the change is served before the next one: on a loaded
+		// machine two applies could otherwise fall into one refresh interval
+		// and rightly cost one reload between them.
+		waitServed(t, r, scopesOf(next))
 	}
 	time.Sleep(150 * time.Millisecond)
 	stop.Store(true)
@@ -189,6 +193,17 @@ func TestLoadPolicyChangesUnderConcurrentInvocations(t *testing.T) {
 		t.Errorf("saw version a %d times and b %d times; want both", sawA.Load(), sawB.Load())
 	}
 	t.Logf("%d invocations from 8 goroutines across %d changes: %v DynamoDB requests", total.Load(), changes, counts)
+}
+
+// waitServed invokes until the answer carries want, for at most 10 s.
+func waitServed(t *testing.T, r *rig, want []string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if got, err, _ := r.invoke(t); err == nil && slices.Equal(got, want) {
+			return
+		}
+	}
+	t.Fatalf("the change to %v was not served within 10 s", want)
 }
 
 // fault plays one fault and checks the trigger: every answer within the
