@@ -25,21 +25,26 @@ type signOutAPI interface {
 }
 
 func (f poolFlag) client(ctx context.Context, e *env) (signOutAPI, error) {
-	if f.UserPoolID == "" {
-		return nil, usagef("name the user pool with --user-pool-id or PRETOKEN_USER_POOL_ID")
-	}
-	region, _, ok := strings.Cut(f.UserPoolID, "_")
-	if !ok {
-		return nil, usagef("%q is not a user pool id (REGION_ID)", f.UserPoolID)
-	}
-	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
-		os.Setenv("AWS_REGION", region) // the pool id names its region
-	}
-	cfg, err := awsConfig(ctx, e)
+	cfg, err := f.config(ctx, e)
 	if err != nil {
 		return nil, err
 	}
 	return cip.NewFromConfig(cfg), nil
+}
+
+// config is the AWS configuration for the pool's region.
+func (f poolFlag) config(ctx context.Context, e *env) (aws.Config, error) {
+	if f.UserPoolID == "" {
+		return aws.Config{}, usagef("name the user pool with --user-pool-id or PRETOKEN_USER_POOL_ID")
+	}
+	region, _, ok := strings.Cut(f.UserPoolID, "_")
+	if !ok {
+		return aws.Config{}, usagef("%q is not a user pool id (REGION_ID)", f.UserPoolID)
+	}
+	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+		os.Setenv("AWS_REGION", region) // the pool id names its region
+	}
+	return awsConfig(ctx, e)
 }
 
 // signOut revokes the refresh tokens of one user (by username or sub).
