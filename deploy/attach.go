@@ -251,7 +251,12 @@ func orNothing(changes []string) string {
 	return strings.Join(changes, "; ")
 }
 
-func describe(ctx context.Context, pools PoolAPI, id string) (*types.UserPoolType, error) {
+// describer is the read half of PoolAPI.
+type describer interface {
+	DescribeUserPool(context.Context, *cip.DescribeUserPoolInput, ...func(*cip.Options)) (*cip.DescribeUserPoolOutput, error)
+}
+
+func describe(ctx context.Context, pools describer, id string) (*types.UserPoolType, error) {
 	out, err := pools.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: &id})
 	if err != nil {
 		return nil, fmt.Errorf("describe user pool %s: %w", id, err)

@@ -100,9 +100,14 @@ func (s PolicyStatement) LetsCognitoInvoke(poolARN, account string) bool {
 	return true
 }
 
+// PolicyReader reads a function's resource policy.
+type PolicyReader interface {
+	GetPolicy(context.Context, *lambda.GetPolicyInput, ...func(*lambda.Options)) (*lambda.GetPolicyOutput, error)
+}
+
 // GetPolicy reads the resource policy of fn (on its qualifier), with its
 // revision. No policy at all (ResourceNotFoundException) is an empty one.
-func GetPolicy(ctx context.Context, fns FunctionAPI, fn Function) (ResourcePolicy, string, error) {
+func GetPolicy(ctx context.Context, fns PolicyReader, fn Function) (ResourcePolicy, string, error) {
 	name := fn.Unqualified()
 	out, err := fns.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: &name, Qualifier: fn.qualifier()})
 	var apiErr smithy.APIError
