@@ -373,3 +373,19 @@ func TestAttachStopsWhenThePoolMoves(t *testing.T) {
 		t.Errorf("attach updated a pool that moved: %v", u)
 	}
 }
+
+// TestAttachReadsTheResultBack: when the pool, read after the update,
+// differs in more than the trigger, attach says so and fails.
+func TestAttachReadsTheResultBack(t *testing.T) {
+	describe, _ := describeFixture(t, nil)
+	fake, pools, fns := newFake(t, describe)
+	fake.Hook = func(action string) {
+		if action == "cognito-idp:UpdateUserPool" {
+			fake.EditPool("us-east-1_EXAMPLE", func(p map[string]any) { delete(p, "EmailConfiguration") })
+		}
+	}
+	res, err := attach(t, pools, fns, AttachOptions{FunctionARN: trigger, Version: "V1_0"})
+	if !errors.Is(err, ErrUnexpected) || !strings.Contains(err.Error(), "EmailConfiguration.From") || !res.Applied {
+		t.Fatalf("error %v, applied %v; want ErrUnexpected naming EmailConfiguration", err, res.Applied)
+	}
+}

@@ -76,6 +76,14 @@ func (f *Fake) TouchPool(id string) {
 	bump(f.pools[id].desc)
 }
 
+// EditPool changes a pool as the service itself might (edit gets
+// DescribeUserPool's UserPool member), without moving LastModifiedDate.
+func (f *Fake) EditPool(id string, edit func(pool map[string]any)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	edit(f.pools[id].desc)
+}
+
 func bump(d map[string]any) {
 	t, _ := d["LastModifiedDate"].(float64)
 	d["LastModifiedDate"] = max(t+1, 1.7e9)
@@ -160,7 +168,10 @@ func (f *Fake) cognito(op string, in map[string]any) (any, *apiError) {
 		return map[string]any{"Users": users}, nil
 	case "ListUserPoolClients":
 		n, ok := in["MaxResults"].(float64)
-		if !ok || n < 1 || n > 60 {
+		if !ok {
+			n = 60
+		}
+		if n < 1 || n > 60 {
 			return nil, badParam("1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 60")
 		}
 		start, _ := strconv.Atoi(fmt.Sprint(in["NextToken"]))
