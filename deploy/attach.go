@@ -352,11 +352,9 @@ func (p permissionPlan) apply(ctx context.Context, fns FunctionAPI, fn Function)
 		rev = nil
 	}
 	if p.remove {
-		out, err := fns.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: &name, Qualifier: fn.qualifier(), StatementId: &p.sid, RevisionId: rev})
-		if err != nil {
+		if _, err := fns.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: &name, Qualifier: fn.qualifier(), StatementId: &p.sid, RevisionId: rev}); err != nil {
 			return fmt.Errorf("remove invoke permission %s from %s: %w", p.sid, name, err)
 		}
-		_ = out
 		rev = nil // the policy has a new revision now
 	}
 	if p.add {
