@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/smithy-go"
 
 	"github.com/pretoken/pretoken/permissions"
 )
@@ -114,7 +116,7 @@ func Doctor(ctx context.Context, api DoctorAPI, o DoctorOptions) []Check {
 	fnARN, version := o.FunctionARN, ""
 	switch {
 	case perr != nil:
-		set(1, fail(perr.Error(), "check --user-pool-id and that your credentials may call cognito-idp:DescribeUserPool"))
+		set(1, fail(short(perr), "check --user-pool-id and that your credentials may call cognito-idp:DescribeUserPool"))
 	default:
 		current := TriggerARN(pool.LambdaConfig)
 		if c := pool.LambdaConfig; c != nil && c.PreTokenGenerationConfig != nil {
@@ -158,7 +160,7 @@ func Doctor(ctx context.Context, api DoctorAPI, o DoctorOptions) []Check {
 		}
 		switch {
 		case err != nil:
-			set(2, fail(err.Error(), "check that your credentials may call lambda:GetPolicy on the function"))
+			set(2, fail(short(err), "check that your credentials may call lambda:GetPolicy on the function"))
 		case sid == "":
 			set(2, fail(fmt.Sprintf("no statement of %s's resource policy lets %s invoke it for %s: every sign-in and refresh fails", fnARN, CognitoPrincipal, poolARN),
 				fmt.Sprintf("pretoken attach --user-pool-id %s --function-arn %s --version %s (it adds statement %s)", o.UserPoolID, fnARN, orV1(version), PermissionID(o.UserPoolID))))
@@ -213,8 +215,8 @@ func Doctor(ctx context.Context, api DoctorAPI, o DoctorOptions) []Check {
 		set(4, fail("the pool could not be read", "see check 1"))
 		set(5, fail("the pool could not be read", "see check 1"))
 	case cerr != nil:
-		set(4, fail(cerr.Error(), "check that your credentials may call cognito-idp:ListUserPoolClients and DescribeUserPoolClient"))
-		set(5, fail(cerr.Error(), "see check 4"))
+		set(4, fail(short(cerr), "check that your credentials may call cognito-idp:ListUserPoolClients and DescribeUserPoolClient"))
+		set(5, fail(short(cerr), "see check 4"))
 	case policy == nil:
 		set(4, fail("no policy to check the app clients against", "see check 7"))
 		set(5, fail("no policy to check the app clients against", "see check 7"))
@@ -230,6 +232,21 @@ func Doctor(ctx context.Context, api DoctorAPI, o DoctorOptions) []Check {
 		set(8, checkAlarms(ctx, api.Alarms, fn))
 	}
 	return checks
+}
+
+// short is an error as one line: what failed, and the service's error code
+// and message, without the SDK's operation and request details.
+func short(err error) string {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return err.Error()
+	}
+	ours, _, _ := strings.Cut(err.Error(), "operation error ")
+	ours = strings.TrimSuffix(strings.TrimSpace(ours), ":")
+	if ours != "" {
+		ours += ": "
+	}
+	return ours + apiErr.ErrorCode() + ": " + apiErr.ErrorMessage()
 }
 
 func orV1(v string) string {
@@ -359,7 +376,7 @@ func checkFunction(ctx context.Context, api DoctorAPI, fn Function, table string
 	name := fn.Unqualified()
 	cfg, err := api.Functions.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: &name, Qualifier: fn.qualifier()})
 	if err != nil {
-		return fail(fmt.Sprintf("read the configuration of %s: %v", name, err), "check --function-arn and that your credentials may call lambda:GetFunctionConfiguration"), table
+		return fail(fmt.Sprintf("read the configuration of %s: %s", name, short(err)), "check --function-arn and that your credentials may call lambda:GetFunctionConfiguration"), table
 	}
 	var problems, fixes []string
 	timeout := aws.ToInt32(cfg.Timeout)
@@ -388,7 +405,7 @@ func checkFunction(ctx context.Context, api DoctorAPI, fn Function, table string
 		actions := Actions(Trigger)
 		out, err := api.IAM.SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{PolicySourceArn: &role, ActionNames: actions, ResourceArns: []string{arn}})
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("could not simulate role %s: %v", role, err))
+			problems = append(problems, fmt.Sprintf("could not simulate role %s: %s", role, short(err)))
 			fixes = append(fixes, "allow yourself iam:SimulatePrincipalPolicy on the role")
 		} else {
 			allowed := map[string]bool{}
@@ -425,7 +442,7 @@ func checkAlarms(ctx context.Context, api Alarms, fn Function) Check {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return fail(fmt.Sprintf("list alarms: %v", err), "check that your credentials may call cloudwatch:DescribeAlarms")
+			return fail(fmt.Sprintf("list alarms: %s", short(err)), "check that your credentials may call cloudwatch:DescribeAlarms")
 		}
 		for _, a := range page.MetricAlarms {
 			if aws.ToString(a.Namespace) != "AWS/Lambda" {

@@ -25,6 +25,7 @@ type setup struct {
 	client      map[string]any
 	skipAlarm   string // a metric with no alarm
 	tableEnv    string // the function's PRETOKEN_TABLE; "": pretoken-prod
+	noRole      bool   // IAM does not know the function's role
 	wantFailing []int
 }
 
@@ -58,7 +59,9 @@ func (s setup) start(t *testing.T) *awsfake.Fake {
 			allowed = append(allowed, a)
 		}
 	}
-	f.RolePolicy(fakeRole, allowed...)
+	if !s.noRole {
+		f.RolePolicy(fakeRole, allowed...)
+	}
 	for _, m := range []string{"Errors", "Throttles", "Duration"} {
 		if m != s.skipAlarm {
 			f.AddAlarm(awsfake.Alarm{Name: "pretoken-prod-" + m, Namespace: "AWS/Lambda", MetricName: m, Dimensions: map[string]string{"FunctionName": "pretoken-prod-trigger"}})
@@ -113,6 +116,7 @@ func TestDoctor(t *testing.T) {
 		{"5 a client is allowed a prefixed scope", setup{client: map[string]any{"ClientId": "7partner00000000", "AllowedOAuthScopes": []string{"openid", "orders-api/orders:write"}}}, nil, []int{5}},
 		{"6 timeout", setup{timeout: 10}, nil, []int{6}},
 		{"6 role denied", setup{denied: "dynamodb:Query"}, nil, []int{6}},
+		{"6 role unknown to IAM", setup{noRole: true}, nil, []int{6}},
 		{"6 another table", setup{tableEnv: "pretoken-dev"}, []string{"--table", "pretoken-prod"}, []int{4, 5, 6, 7}},
 		{"8 no duration alarm", setup{skipAlarm: "Duration"}, nil, []int{8}},
 	} {
@@ -124,6 +128,12 @@ func TestDoctor(t *testing.T) {
 				c.args = append(c.args, "--policy", examplePolicy)
 			}
 			code, out, errOut := runCLI(t, append([]string{"doctor", "--user-pool-id", fakePool}, c.args...)...)
+			if c.s.noRole && !strings.Contains(out, "NoSuchEntity: The principal "+fakeRole+" does not exist") {
+				t.Errorf("the service's error code and message are missing:\n%s", out)
+			}
+			if strings.Contains(out, "RequestID") || strings.Contains(out, "operation error") {
+				t.Errorf("doctor shows the SDK's request details:\n%s", out)
+			}
 			if diff := cmp.Diff(c.wantN, failing(t, out)); diff != "" {
 				t.Errorf("failing checks (-want +got):\n%s\n%s", diff, out)
 			}
