@@ -205,6 +205,6 @@ func (c *signOutCmd) group(ctx context.Context, e *env, api signOutAPI) error {
 	if e.terminal {
 		fmt.Fprintln(e.stdout)
 	}
-	fmt.Fprintf(e.stdout, "signed out %d member(s) of group %s: refresh tokens revoked; tokens already issued stay valid until they expire\n", p.Done, c.Group)
+	fmt.Fprintf(e.stdout, "signed out %d member(s) of group %s: refresh tokens revoked; tokens already issued stay valid until they expire, and a managed-login session for up to an hour\n", p.Done, c.Group)
 	return nil
 }
