@@ -62,17 +62,30 @@ func Actions(who Who) []string {
 }
 
 // CognitoActions are the Cognito actions the admin CLI needs on the user
-// pool: attach (DescribeUserPool, UpdateUserPool) and signout
-// (AdminUserGlobalSignOut, ListUsersInGroup). Sorted.
-var CognitoActions = []string{"cognito-idp:AdminUserGlobalSignOut", "cognito-idp:DescribeUserPool", "cognito-idp:ListUsersInGroup", "cognito-idp:UpdateUserPool"}
+// pool: attach (DescribeUserPool, UpdateUserPool), signout
+// (AdminUserGlobalSignOut, ListUsers to find a sub's username,
+// ListUsersInGroup) and doctor (DescribeUserPool, ListUserPoolClients,
+// DescribeUserPoolClient). Sorted.
+var CognitoActions = []string{"cognito-idp:AdminUserGlobalSignOut", "cognito-idp:DescribeUserPool", "cognito-idp:DescribeUserPoolClient",
+	"cognito-idp:ListUserPoolClients", "cognito-idp:ListUsers", "cognito-idp:ListUsersInGroup", "cognito-idp:UpdateUserPool"}
 
-// Resources are what who's actions apply to: the table, and for people
-// (tenant members) its indexes. The trigger reads no index.
-func Resources(who Who, table string) []string {
+// LambdaActions are the Lambda actions the admin CLI needs on the trigger
+// function: attach and detach manage Cognito's invoke permission (GetPolicy,
+// AddPermission, RemovePermission); doctor reads the policy and the
+// configuration (GetFunctionConfiguration). Sorted.
+var LambdaActions = []string{"lambda:AddPermission", "lambda:GetFunctionConfiguration", "lambda:GetPolicy", "lambda:RemovePermission"}
+
+// Resources are what who's table actions apply to: the table itself.
+func Resources(who Who, table string) []string { return []string{table} }
+
+// IndexActions are what who may do on the table's indexes: people query
+// the byTenant index (tenant members); nothing writes through an index
+// (DynamoDB has no such write), and the trigger reads none.
+func IndexActions(who Who) []string {
 	if who == Trigger {
-		return []string{table}
+		return nil
 	}
-	return []string{table, table + "/index/*"}
+	return []string{"dynamodb:Query"}
 }
 
 // Statement is one IAM policy statement.
@@ -96,8 +109,11 @@ var (
 
 // Policy returns the least-privilege IAM policy for who on the table with
 // ARN table. For Admin, a non-empty userPool ARN adds the Cognito actions of
-// `pretoken attach` and `pretoken signout` on that pool.
-func Policy(who Who, table, userPool string) (PolicyDocument, error) {
+// `pretoken attach`, `signout` and `doctor` on that pool, and a non-empty
+// function ARN the Lambda actions of attach and doctor on that function
+// (and its versions and aliases), with doctor's role simulation and alarm
+// listing in the function's account.
+func Policy(who Who, table, userPool, function string) (PolicyDocument, error) {
 	actions := Actions(who)
 	if actions == nil {
 		return PolicyDocument{}, fmt.Errorf("unknown principal %q: want trigger, admin or readonly", who)
@@ -108,6 +124,22 @@ func Policy(who Who, table, userPool string) (PolicyDocument, error) {
 	doc := PolicyDocument{Version: "2012-10-17", Statement: []Statement{
 		{Sid: "PretokenTable", Effect: "Allow", Action: actions, Resource: Resources(who, table)},
 	}}
+	if ia := IndexActions(who); ia != nil {
+		doc.Statement = append(doc.Statement, Statement{Sid: "PretokenIndexes", Effect: "Allow", Action: ia, Resource: []string{table + "/index/*"}})
+	}
+	if function != "" {
+		if who != Admin {
+			return PolicyDocument{}, fmt.Errorf("only the admin policy attaches the trigger to a user pool")
+		}
+		fn, err := ParseFunctionARN(function)
+		if err != nil {
+			return PolicyDocument{}, err
+		}
+		doc.Statement = append(doc.Statement,
+			Statement{Sid: "PretokenInvokePermission", Effect: "Allow", Action: slices.Clone(LambdaActions), Resource: []string{fn.Unqualified(), fn.Unqualified() + ":*"}},
+			Statement{Sid: "PretokenDoctorRole", Effect: "Allow", Action: []string{"iam:SimulatePrincipalPolicy"}, Resource: []string{fmt.Sprintf("arn:%s:iam::%s:role/*", fn.Partition, fn.Account)}},
+			Statement{Sid: "PretokenDoctorAlarms", Effect: "Allow", Action: []string{"cloudwatch:DescribeAlarms"}, Resource: []string{fmt.Sprintf("arn:%s:cloudwatch:%s:%s:alarm:*", fn.Partition, fn.Region, fn.Account)}})
+	}
 	if userPool != "" {
 		if who != Admin {
 			return PolicyDocument{}, fmt.Errorf("only the admin policy attaches the trigger to a user pool")

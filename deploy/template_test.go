@@ -148,23 +148,32 @@ func TestIAMMatchesTheEvidence(t *testing.T) {
 				params["ExistingUserPoolArn"] = existing
 				e := newEval(t, s.tpl, params)
 				r := s.tpl.Resources[c.resource]
-				var table, cognito []string
+				var table, index, cognito, lambdaActions []string
 				for _, st := range policyStatements(e, r) {
 					for _, a := range strs(st["Action"]) {
 						switch {
 						case strings.HasPrefix(a, "dynamodb:"):
-							table = append(table, a)
-							want := []any{getAtt("PolicyTable", "Arn")}
-							if c.who != Trigger {
-								want = append(want, map[string]any{"Fn::Sub": "${PolicyTable.Arn}/index/*"})
-							}
-							if diff := cmp.Diff(want, asList(st["Resource"])); diff != "" {
-								t.Errorf("%s: DynamoDB on something other than the table (and for people its indexes) (-want +got):\n%s", c.resource, diff)
+							switch res := asList(st["Resource"]); {
+							case cmp.Equal(res, []any{getAtt("PolicyTable", "Arn")}):
+								table = append(table, a)
+							case cmp.Equal(res, []any{map[string]any{"Fn::Sub": "${PolicyTable.Arn}/index/*"}}):
+								index = append(index, a)
+							default:
+								t.Errorf("%s: DynamoDB %s on %v, not the table alone or its indexes alone", c.resource, a, res)
 							}
 						case strings.HasPrefix(a, "cognito-idp:"):
 							cognito = append(cognito, a)
-							if diff := cmp.Diff([]any{ref("ExistingUserPoolArn")}, asList(st["Resource"])); diff != "" {
-								t.Errorf("%s: Cognito on something other than the existing pool (-want +got):\n%s", c.resource, diff)
+							res := asList(st["Resource"])
+							own := e.conds["CreateUserPool"] && cmp.Equal(res, []any{getAtt("UserPool", "Arn")})
+							given := existing != "" && cmp.Equal(res, []any{ref("ExistingUserPoolArn")})
+							if !own && !given {
+								t.Errorf("%s: Cognito %s on %v, not the stack's pool or the existing pool", c.resource, a, res)
+							}
+						case strings.HasPrefix(a, "lambda:"):
+							lambdaActions = append(lambdaActions, a)
+							want := []any{getAtt("TriggerLambdaFunction", "Arn"), map[string]any{"Fn::Sub": "${TriggerLambdaFunction.Arn}:*"}}
+							if diff := cmp.Diff(want, asList(st["Resource"])); diff != "" {
+								t.Errorf("%s: Lambda on something other than the trigger (-want +got):\n%s", c.resource, diff)
 							}
 						}
 					}
@@ -173,12 +182,24 @@ func TestIAMMatchesTheEvidence(t *testing.T) {
 				if diff := cmp.Diff(Actions(c.who), table); diff != "" {
 					t.Errorf("%s allows other DynamoDB actions than deploy.Actions(%s) (-want +got):\n%s", c.resource, c.who, diff)
 				}
-				var wantCognito []string
-				if c.who == Admin && existing != "" {
-					wantCognito = CognitoActions
+				if diff := cmp.Diff(IndexActions(c.who), index); diff != "" {
+					t.Errorf("%s allows other actions on the indexes than deploy.IndexActions(%s) (-want +got):\n%s", c.resource, c.who, diff)
+				}
+				var wantCognito, wantLambda []string
+				if c.who == Admin {
+					wantLambda = LambdaActions
+					if e.conds["CreateUserPool"] {
+						wantCognito = append(wantCognito, CognitoActions...)
+					}
+					if existing != "" {
+						wantCognito = append(wantCognito, CognitoActions...)
+					}
 				}
 				if diff := cmp.Diff(wantCognito, cognito); diff != "" {
 					t.Errorf("%s with ExistingUserPoolArn %q: Cognito actions (-want +got):\n%s", c.resource, existing, diff)
+				}
+				if diff := cmp.Diff(wantLambda, lambdaActions); diff != "" {
+					t.Errorf("%s: Lambda actions (-want +got):\n%s", c.resource, diff)
 				}
 			}
 		}

@@ -35,22 +35,30 @@ type Migration struct {
 	// in the table they create; they must be safe to run concurrently and
 	// more than once. Only the first migration is one.
 	Bootstrap bool
-	Up        func(ctx context.Context, api API, table string) error
+	// Wait is the longest Up may wait for DynamoDB (an index build, say);
+	// the lock outlives the longest Wait, so no second run starts while
+	// the first still waits.
+	Wait time.Duration
+	Up   func(ctx context.Context, api API, table string) error
 }
+
+// IndexWait is how long migration 0003 waits for DynamoDB to build the
+// byTenant index.
+const IndexWait = 30 * time.Minute
 
 // All is every migration, in order. Append; never edit or reorder a
 // released one.
 var All = []Migration{
 	{ID: "0001", Description: "create the table: string keys PK and SK, on-demand billing", Bootstrap: true, Up: createTable},
 	{ID: "0002", Description: "seed the policy version item: version 0, the empty policy", Up: seedVersion},
-	{ID: "0003", Description: "add the byTenant index: a tenant's members in one Query", Up: tenantIndex},
+	{ID: "0003", Description: "add the byTenant index: a tenant's members in one Query", Wait: IndexWait, Up: tenantIndex},
 }
 
 // tenantIndex adds the index the store defines. DynamoDB builds it online,
 // so it is safe while the trigger serves tokens; it is safe to run twice,
 // and a table that CloudFormation made with the index already has it.
 func tenantIndex(ctx context.Context, api API, table string) error {
-	return dynamo.EnsureTenantIndex(ctx, api, table, 30*time.Minute)
+	return dynamo.EnsureTenantIndex(ctx, api, table, IndexWait)
 }
 
 func createTable(ctx context.Context, api API, table string) error {

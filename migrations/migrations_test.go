@@ -30,6 +30,22 @@ func TestOrdered(t *testing.T) {
 	}
 }
 
+// TestLockOutlivesTheLongestWait: a run that waits for the index build
+// (0003, up to IndexWait) still holds the lock, so no second run starts the
+// same migrations meanwhile.
+func TestLockOutlivesTheLongestWait(t *testing.T) {
+	r := migrations.NewRunner(nil, "pretoken-test", migrations.All)
+	for _, m := range migrations.All {
+		if r.LockTTL <= m.Wait {
+			t.Errorf("the lock holds %s; migration %s may wait %s", r.LockTTL, m.ID, m.Wait)
+		}
+	}
+	i := slices.IndexFunc(migrations.All, func(m migrations.Migration) bool { return m.ID == "0003" })
+	if i < 0 || migrations.All[i].Wait < migrations.IndexWait {
+		t.Errorf("migration 0003 waits up to %s for its index but declares no such Wait", migrations.IndexWait)
+	}
+}
+
 func TestUpFreshTableThenNoOp(t *testing.T) {
 	client := dynamotest.Client(t)
 	ctx := context.Background()

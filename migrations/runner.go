@@ -30,12 +30,22 @@ type Runner struct {
 	LockTTL, LockWait time.Duration
 }
 
-// NewRunner returns a runner of migrations (normally All) on table.
+// lockMargin is how much longer than the longest migration's Wait the
+// lock holds: the time of the quick steps around it.
+const lockMargin = 5 * time.Minute
+
+// NewRunner returns a runner of migrations (normally All) on table. Its
+// lock outlives the longest Wait of any migration by lockMargin, so a run
+// that waits for an index build keeps the lock while it waits.
 func NewRunner(api API, table string, migrations []Migration) *Runner {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
+	var longest time.Duration
+	for _, m := range migrations {
+		longest = max(longest, m.Wait)
+	}
 	return &Runner{api: api, table: table, migrations: migrations, owner: hex.EncodeToString(b),
-		LockTTL: 5 * time.Minute, LockWait: time.Minute}
+		LockTTL: longest + lockMargin, LockWait: time.Minute}
 }
 
 // Status is one migration and whether it was applied.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pretoken/pretoken/deploy"
+	"github.com/pretoken/pretoken/internal/awsfake"
 	"github.com/pretoken/pretoken/internal/dynamotest"
 	"github.com/pretoken/pretoken/permissions"
 )
@@ -85,6 +87,77 @@ func TestCLIIAMActionsFromEvidence(t *testing.T) {
 	}
 }
 
+// TestCLIAWSActionsFromEvidence runs attach, attach --dry-run, signout,
+// doctor and detach against the strict fake, which records the IAM action of
+// every Cognito, Lambda, IAM and CloudWatch request, and checks the record
+// against the admin policy that `pretoken iam-policy --for admin --user-pool
+// ARN --function-arn ARN` prints: every call allowed, on the resource the
+// policy names, and every allowed action called.
+func TestCLIAWSActionsFromEvidence(t *testing.T) {
+	f := setup{noTrigger: true}.start(t)
+	f.AddUser(fakePool, awsfake.User{Username: "Okta_1", Sub: "11111111-1111-4111-8111-111111111111", Provider: "Okta", Groups: []string{"staff"}})
+	for _, args := range [][]string{
+		{"attach", "--user-pool-id", fakePool, "--function-arn", fakeTrigger, "--version", "V2_0", "--dry-run"},
+		{"attach", "--user-pool-id", fakePool, "--function-arn", fakeTrigger, "--version", "V2_0"},
+		{"signout", "--user-pool-id", fakePool, "11111111-1111-4111-8111-111111111111"},
+		{"signout", "--user-pool-id", fakePool, "--group", "staff", "--resume", filepath.Join(t.TempDir(), "p.json")},
+		{"doctor", "--user-pool-id", fakePool, "--policy", examplePolicy},
+		{"attach", "--user-pool-id", fakePool, "--detach"},
+	} {
+		if code, out, errOut := runCLI(t, args...); code != 0 {
+			t.Fatalf("pretoken %s: exit %d: %s%s", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+	const tableARN = "arn:aws:dynamodb:us-east-1:123456789012:table/pretoken-prod"
+	poolARN := "arn:aws:cognito-idp:us-east-1:123456789012:userpool/" + fakePool
+	code, out, errOut := runCLI(t, "iam-policy", "--for", "admin", "--table", tableARN, "--user-pool", poolARN, "--function-arn", fakeTrigger)
+	var doc deploy.PolicyDocument
+	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil {
+		t.Fatalf("iam-policy: exit %d, %v, %s", code, err, errOut)
+	}
+	granted := map[string][]string{} // action -> resources
+	for _, st := range doc.Statement {
+		for _, a := range st.Action {
+			if !strings.HasPrefix(a, "dynamodb:") {
+				granted[a] = append(granted[a], st.Resource...)
+			}
+		}
+	}
+	called := map[string]bool{}
+	for _, c := range f.Calls("") {
+		called[c.Action] = true
+		res, ok := granted[c.Action]
+		if !ok {
+			t.Errorf("%s was called; the admin policy does not allow it", c.Action)
+			continue
+		}
+		var want string
+		switch {
+		case strings.HasPrefix(c.Action, "cognito-idp:"):
+			want = poolARN
+		case strings.HasPrefix(c.Action, "lambda:"):
+			want = fakeTrigger
+		case c.Action == "iam:SimulatePrincipalPolicy":
+			want = "arn:aws:iam::123456789012:role/*"
+		case c.Action == "cloudwatch:DescribeAlarms":
+			want = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*"
+		}
+		if !slices.Contains(res, want) {
+			t.Errorf("%s is allowed on %v, not on %s", c.Action, res, want)
+		}
+	}
+	for a := range granted {
+		if !called[a] {
+			t.Errorf("the admin policy allows %s, which no command called", a)
+		}
+	}
+	for _, a := range deploy.LambdaActions {
+		if !called[a] {
+			t.Errorf("deploy.LambdaActions lists %s, which no command called", a)
+		}
+	}
+}
+
 func TestIAMPolicyCommand(t *testing.T) {
 	const arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/pretoken-prod"
 	for _, who := range deploy.Principals {
@@ -97,7 +170,10 @@ func TestIAMPolicyCommand(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", who, err, out)
 		}
 		want := deploy.PolicyDocument{Version: "2012-10-17", Statement: []deploy.Statement{
-			{Sid: "PretokenTable", Effect: "Allow", Action: deploy.Actions(who), Resource: deploy.Resources(who, arn)}}}
+			{Sid: "PretokenTable", Effect: "Allow", Action: deploy.Actions(who), Resource: []string{arn}}}}
+		if who != deploy.Trigger { // tenant members: a query of the byTenant index, and no write there
+			want.Statement = append(want.Statement, deploy.Statement{Sid: "PretokenIndexes", Effect: "Allow", Action: []string{"dynamodb:Query"}, Resource: []string{arn + "/index/*"}})
+		}
 		if diff := cmp.Diff(want, doc); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", who, diff)
 		}
@@ -107,8 +183,26 @@ func TestIAMPolicyCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"cognito-idp:UpdateUserPool"`) || !strings.Contains(out, pool) {
 		t.Errorf("admin with a pool: exit %d\n%s", code, out)
 	}
+	const fn = "arn:aws:lambda:eu-west-1:123456789012:function:pretoken-prod-trigger"
+	code, out, _ = runCLI(t, "iam-policy", "--for", "admin", "--table", arn, "--user-pool", pool, "--function-arn", fn)
+	var doc deploy.PolicyDocument
+	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil {
+		t.Fatalf("admin with a function: exit %d, %v\n%s", code, err, out)
+	}
+	var lambdaSt *deploy.Statement
+	for i, st := range doc.Statement {
+		if slices.Contains(st.Action, "lambda:AddPermission") {
+			lambdaSt = &doc.Statement[i]
+		}
+	}
+	if lambdaSt == nil || !slices.Contains(lambdaSt.Action, "lambda:GetPolicy") || !slices.Contains(lambdaSt.Action, "lambda:RemovePermission") ||
+		!cmp.Equal(lambdaSt.Resource, []string{fn, fn + ":*"}) {
+		t.Errorf("admin with a function: the Lambda actions of attach on the function, its versions and aliases:\n%s", out)
+	}
 	for _, bad := range [][]string{
 		{"--for", "admin", "--table", "pretoken-prod"},
+		{"--for", "readonly", "--table", arn, "--function-arn", fn},
+		{"--for", "admin", "--table", arn, "--function-arn", "pretoken-prod-trigger"},
 		{"--for", "trigger", "--table", arn, "--user-pool", pool},
 		{"--for", "admin", "--table", arn, "--user-pool", "us-east-1_abc"},
 	} {

@@ -55,7 +55,8 @@ type cli struct {
 	Tenant    tenantCmd    `cmd:"" help:"A tenant's members (tenant members T); a user's active tenant (tenant use SUB T)."`
 	Console   consoleCmd   `cmd:"" help:"Serve a read-only console on loopback: who can do what, token previews, history, users and tenants."`
 	SignOut   signOutCmd   `cmd:"" name:"signout" help:"Sign users out (revoke their refresh tokens): by sub, or every member of a group."`
-	Attach    attachCmd    `cmd:"" help:"Put the trigger on an existing user pool (or --detach it), keeping every other setting."`
+	Attach    attachCmd    `cmd:"" help:"Put the trigger on an existing user pool with Cognito's invoke permission (or --detach both), keeping every other setting."`
+	Doctor    doctorCmd    `cmd:"" help:"Check a deployed setup, reading only: trigger, invoke permission, plan, app clients, function, table, alarms. Exit 0 all pass, 1 any fails."`
 	IAMPolicy iamPolicyCmd `cmd:"" name:"iam-policy" help:"Print the least-privilege IAM policy (JSON) for the trigger, an admin or a read-only operator."`
 }
 

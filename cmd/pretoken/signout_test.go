@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pretoken/pretoken/internal/awsfake"
 	"github.com/pretoken/pretoken/internal/cognitotest"
 	"github.com/pretoken/pretoken/permissions"
 )
@@ -101,28 +102,42 @@ func cognitoEnv(t *testing.T, endpoint string) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
-// TestSignOutRequests checks the exact requests: AdminUserGlobalSignOut
-// with the pool and the user, per user named.
-func TestSignOutRequests(t *testing.T) {
-	f := &fakeIdP{}
-	cognitoEnv(t, f.start(t))
-	code, out, errOut := runCLI(t, "signout", "--user-pool-id", "us-east-1_Pool1", "sub-1", "sub-2")
-	if code != 0 || strings.Count(out, "signed out") != 2 {
+// TestSignOutBySub: a sub is looked up (ListUsers, filter sub = "..."),
+// and the username found is signed out: a federated user's is
+// <provider>_<id>, which AdminUserGlobalSignOut needs (the strict fake, as
+// Cognito, refuses a federated user's sub). An unknown sub is "no such
+// user"; a username still works.
+func TestSignOutBySub(t *testing.T) {
+	const local, federated, unknown = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222", "33333333-3333-4333-8333-333333333333"
+	f := strictAWS(t, nil)
+	f.AddUser(fakePool, awsfake.User{Username: local, Sub: local})
+	f.AddUser(fakePool, awsfake.User{Username: "Okta_00u1abcd", Sub: federated, Provider: "Okta"})
+	f.AddUser(fakePool, awsfake.User{Username: "alice", Sub: "44444444-4444-4444-8444-444444444444"})
+	code, out, errOut := runCLI(t, "signout", "--user-pool-id", fakePool, local, federated, "alice")
+	if code != 0 || strings.Count(out, "signed out") != 3 || !strings.Contains(out, "managed-login session") {
 		t.Fatalf("exit %d, %q, %q", code, out, errOut)
 	}
-	want := []any{map[string]any{"UserPoolId": "us-east-1_Pool1", "Username": "sub-1"}, map[string]any{"UserPoolId": "us-east-1_Pool1", "Username": "sub-2"}}
 	var got []any
-	for _, r := range f.requests {
-		target, body, _ := strings.Cut(r, " ")
-		if target != "AdminUserGlobalSignOut" {
-			t.Errorf("request to %s", target)
-		}
-		var m map[string]any
-		json.Unmarshal([]byte(body), &m)
-		got = append(got, m)
+	for _, c := range f.Calls("cognito-idp:AdminUserGlobalSignOut") {
+		got = append(got, c.Input)
+	}
+	want := []any{
+		map[string]any{"UserPoolId": fakePool, "Username": local},
+		map[string]any{"UserPoolId": fakePool, "Username": "Okta_00u1abcd"},
+		map[string]any{"UserPoolId": fakePool, "Username": "alice"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("request bodies (-want +got):\n%s", diff)
+		t.Errorf("AdminUserGlobalSignOut requests (-want +got):\n%s", diff)
+	}
+	lookups := f.Calls("cognito-idp:ListUsers")
+	if len(lookups) != 3 || lookups[1].Input["Filter"] != `sub = "`+federated+`"` {
+		t.Errorf("ListUsers requests %v", lookups)
+	}
+	for _, who := range []string{unknown, "bob"} {
+		code, out, errOut = runCLI(t, "signout", "--user-pool-id", fakePool, who)
+		if code != 1 || out != "" || !strings.Contains(errOut, "no such user") {
+			t.Errorf("%s: exit %d, %q, %q; want no such user", who, code, out, errOut)
+		}
 	}
 	if code, _, _ := runCLI(t, "signout", "sub-1"); code != exitUsage {
 		t.Errorf("no pool: exit %d, want usage", code)
@@ -214,14 +229,17 @@ func TestSignOutGroupAgainstCognitoLocal(t *testing.T) {
 // permission.
 func TestUnassignSignsOutAndPlanSaysWhoLoses(t *testing.T) {
 	table := opsTable(t)
-	f := &fakeIdP{}
-	t.Setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", f.start(t))
+	f := awsfake.New(t)
+	f.AddPool(map[string]any{"Id": fakePool})
+	f.AddUser(fakePool, awsfake.User{Username: "Okta_u9", Sub: "u-9", Provider: "Okta"})
+	t.Setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", f.CognitoURL)
 	if code, _, errOut := runCLI(t, "assign", "--table", table, "u-9", "refunder"); code != 0 {
 		t.Fatal(errOut)
 	}
-	code, out, errOut := runCLI(t, "unassign", "--table", table, "u-9", "refunder", "--sign-out", "--user-pool-id", "us-east-1_Pool1")
-	if code != 0 || !strings.Contains(out, "signed out u-9") || len(f.signedOut()) != 1 || f.signedOut()[0] != "u-9" {
-		t.Errorf("unassign --sign-out: exit %d, %q, %q, sign-outs %v", code, out, errOut, f.signedOut())
+	code, out, errOut := runCLI(t, "unassign", "--table", table, "u-9", "refunder", "--sign-out", "--user-pool-id", fakePool)
+	so := f.Calls("cognito-idp:AdminUserGlobalSignOut")
+	if code != 0 || !strings.Contains(out, "signed out u-9") || len(so) != 1 || so[0].Input["Username"] != "Okta_u9" {
+		t.Errorf("unassign --sign-out: exit %d, %q, %q, sign-outs %v", code, out, errOut, so)
 	}
 	if code, _, errOut := runCLI(t, "unassign", "--table", table, "u-9", "refunder", "--sign-out"); code != exitUsage || !strings.Contains(errOut, "--user-pool-id") {
 		t.Errorf("--sign-out without a pool: exit %d, %q", code, errOut)
