@@ -26,7 +26,7 @@ type Snapshot struct {
 	groups    map[string]*grant
 	defaults  *grant
 	machines  map[string]*grant
-	idpGroups map[string]*grant
+	idpGroups map[string]map[string]*grant // by provider, then IdP group
 	profiles  map[string]*profile
 	limits    Limits
 }
@@ -70,7 +70,7 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		roleNames: slices.Sorted(maps.Keys(p.Roles)),
 		groups:    make(map[string]*grant, len(p.Groups)),
 		machines:  make(map[string]*grant, len(p.Machines)),
-		idpGroups: make(map[string]*grant, len(p.IdPGroups.Roles)),
+		idpGroups: make(map[string]map[string]*grant, len(p.IdPGroups)),
 		profiles:  make(map[string]*profile, len(p.Clients)+1),
 		limits:    p.Limits,
 	}
@@ -101,8 +101,12 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	for id, roles := range p.Machines {
 		s.machines[id] = s.named(s.union(roles))
 	}
-	for g, roles := range p.IdPGroups.Roles {
-		s.idpGroups[g] = s.named(s.union(roles))
+	for _, e := range p.IdPGroups {
+		m := make(map[string]*grant, len(e.Roles))
+		for g, roles := range e.Roles {
+			m[g] = s.named(s.union(roles))
+		}
+		s.idpGroups[e.Provider] = m
 	}
 	for id, c := range p.Clients {
 		s.profiles[id] = s.compileProfile(id, c)
@@ -225,9 +229,8 @@ func (s *Snapshot) Limits() Limits { return s.limits }
 // Tenancy returns the policy's tenancy; its zero value means no tenants.
 func (s *Snapshot) Tenancy() Tenancy { return s.policy.Tenancy }
 
-// IdPGroupsAttribute is the user attribute that holds the identity
-// provider's groups, or "" when the policy maps none.
-func (s *Snapshot) IdPGroupsAttribute() string { return s.policy.IdPGroups.Attribute }
+// IdPGroups returns the policy's identity-provider mappings.
+func (s *Snapshot) IdPGroups() IdPGroups { return s.policy.IdPGroups }
 
 // HasRole reports whether the policy defines role name.
 func (s *Snapshot) HasRole(name string) bool {
@@ -246,9 +249,10 @@ type Subject struct {
 	Groups []string
 	// Roles are roles assigned to the user directly. Unknown roles are ignored.
 	Roles []string
-	// IdPGroups are the groups the user's identity provider sent (see
-	// ParseIdPGroups). Only the policy's idpGroups map grants from them.
-	IdPGroups []string
+	// IdPGroups are the groups each identity provider sent, by provider
+	// (see IdPGroupsOf, which counts a provider's only for its own users).
+	// Only that provider's idpGroups entry grants from them.
+	IdPGroups map[string][]string
 	// Tenant is the token's active tenant, already known to be one the user
 	// is a member of, and TenantRoles the user's roles there; they join the
 	// user's other roles. Empty: no active tenant.
@@ -329,9 +333,12 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 			list = append(list, g)
 		}
 	}
-	for i, grp := range sub.IdPGroups {
-		if g, ok := s.idpGroups[grp]; ok && len(g.roles) > 0 && !slices.Contains(sub.IdPGroups[:i], grp) {
-			list = append(list, g)
+	for _, provider := range slices.Sorted(maps.Keys(sub.IdPGroups)) {
+		sent := sub.IdPGroups[provider]
+		for i, grp := range sent {
+			if g, ok := s.idpGroups[provider][grp]; ok && len(g.roles) > 0 && !slices.Contains(sent[:i], grp) {
+				list = append(list, g)
+			}
 		}
 	}
 	for _, roles := range [2][]string{sub.Roles, sub.TenantRoles} {

@@ -214,6 +214,7 @@ type stats struct {
 	assignedRoles                         []string
 	userReads, memberships                int
 	tenant, tenantRefused                 string
+	idpIgnored                            []string // identity-provider groups that do not count, and why
 	staleFor                              time.Duration
 }
 
@@ -240,7 +241,8 @@ func (h *Handler) handle(ctx context.Context, ev *Event, st *stats) (reply *Repl
 		return h.failed(ev, v1, st, "no policy snapshot", serr)
 	}
 	st.version = snap.Version()
-	sub := h.subject(ev, snap)
+	sub, ignored := h.subject(ev, snap)
+	st.idpIgnored = ignored
 	tenancy := snap.Tenancy()
 	if id := ev.Request.UserAttributes["sub"]; h.users != nil && id != "" && !sub.Machine && (h.directRoles || !tenancy.IsZero()) {
 		u, err := h.users.User(ctx, id)
@@ -305,7 +307,9 @@ func (e *Event) Machine() bool { return e.TriggerSource == ClientCredentials }
 // subject is who the event is for, as far as the event says: the client,
 // the user's Cognito groups and attributes, and the identity provider's
 // groups from the attribute the policy names.
-func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) permissions.Subject {
+// ignored says which identity-provider attributes held groups that do not
+// count (a native user, another provider), for the log line.
+func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) (_ permissions.Subject, ignored []string) {
 	machine := ev.Machine()
 	sub := permissions.Subject{
 		ClientID:   ev.CallerContext.ClientID,
@@ -314,11 +318,9 @@ func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) permissions.Sub
 	}
 	if !machine {
 		sub.Groups = ev.Request.GroupConfiguration.GroupsToOverride
-		if attr := snap.IdPGroupsAttribute(); attr != "" {
-			sub.IdPGroups = permissions.ParseIdPGroups(ev.Request.UserAttributes[attr])
-		}
+		sub.IdPGroups, ignored = permissions.IdPGroupsOf(snap.IdPGroups(), ev.Request.UserAttributes)
 	}
-	return sub
+	return sub, ignored
 }
 
 // activeTenant works out the token's tenant: the stored one or the one in
@@ -390,7 +392,8 @@ func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, st
 	st.outcome = OutcomeIssued
 	var id, access tokenOut
 	if last != nil {
-		res := last.Resolve(h.subject(ev, last))
+		sub, _ := h.subject(ev, last)
+		res := last.Resolve(sub)
 		id, access = h.tokens(res, ev.Machine(), true, st)
 		id.claims, access.claims, id.scopesToAdd, access.scopesToAdd = nil, nil, nil, nil
 	}
@@ -486,6 +489,9 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 	}
 	if st.tenantRefused != "" {
 		e = e.Str("tenant_refused", st.tenantRefused)
+	}
+	if len(st.idpIgnored) > 0 {
+		e = e.Strs("idp_groups_ignored", st.idpIgnored)
 	}
 	if st.overflow {
 		e = e.Bool("over_budget", true)

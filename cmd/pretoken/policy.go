@@ -150,6 +150,7 @@ type explainCmd struct {
 	Tenant            string            `placeholder:"T" help:"The token's active tenant (with --table and --user, one of the user's memberships; else one of --membership)."`
 	Membership        map[string]string `placeholder:"T=ROLE,ROLE" help:"A membership for the preview: the user's roles in tenant T; repeat for several."`
 	IdPGroup          []string          `name:"idp-group" placeholder:"G" help:"A group from the identity provider, as in the policy's idpGroups attribute; repeat for several."`
+	IdP               string            `name:"idp" placeholder:"PROVIDER" help:"The identity provider the user signs in through (the providerName in identities); with --idp-group, needed when the policy maps several."`
 }
 
 func (c *explainCmd) Run(e *env) error {
@@ -271,9 +272,19 @@ func (c *explainCmd) event(snap *permissions.Snapshot) *trigger.Event {
 	if name, ok := strings.CutPrefix(snap.Tenancy().Active, permissions.SourceAttribute); ok && c.Tenant != "" {
 		attrs[name] = c.Tenant
 	}
-	if attr := snap.IdPGroupsAttribute(); attr != "" && len(c.IdPGroup) > 0 {
-		b, _ := json.Marshal(c.IdPGroup)
-		attrs[attr] = string(b)
+	if c.IdP != "" {
+		id, _ := json.Marshal([]map[string]string{{"providerName": c.IdP, "userId": "explain", "primary": "true"}})
+		attrs[permissions.IdentitiesAttribute] = string(id)
+	}
+	for _, g := range snap.IdPGroups() {
+		if len(c.IdPGroup) > 0 && (g.Provider == c.IdP || c.IdP == "" && len(snap.IdPGroups()) == 1) {
+			if c.IdP == "" {
+				id, _ := json.Marshal([]map[string]string{{"providerName": g.Provider, "userId": "explain", "primary": "true"}})
+				attrs[permissions.IdentitiesAttribute] = string(id)
+			}
+			b, _ := json.Marshal(c.IdPGroup)
+			attrs[g.Attribute] = string(b)
+		}
 	}
 	ev.UserName = "explain"
 	ev.Request.UserAttributes = attrs
