@@ -48,6 +48,7 @@ type tokenProfile struct {
 	claims         []claimSpec // sorted by name
 	allowed        []bool      // by permission number; nil when every permission is allowed
 	scopes         []string    // by permission number: the prefixed scope; nil when scopes are off
+	scopePrefix    string      // requested scopes under it are the policy's: suppressed unless granted
 	suppressScopes []string
 	suppressClaims []string
 }
@@ -191,6 +192,9 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 				tp.allowed[i] = allowed(t.Allow, perm)
 			}
 		}
+		if tok == int(AccessToken) {
+			tp.scopePrefix = t.ScopePrefix
+		}
 		if t.Scopes && tok == int(AccessToken) {
 			tp.scopes = make([]string, len(s.permNames))
 			for i, perm := range s.permNames {
@@ -262,6 +266,11 @@ type Subject struct {
 	Tenants []string
 	// Attributes are the user's attributes, read by attribute: claims.
 	Attributes map[string]string
+	// Scopes are the scopes the request asks for (request.scopes). Cognito
+	// puts a resource-server scope the app client is allowed into the
+	// access token by itself; those under the profile's scope prefix that
+	// the policy does not grant are suppressed.
+	Scopes []string
 }
 
 // Result is what a subject's tokens get.
@@ -455,7 +464,31 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 			c.ScopesToAdd[i] = t.scopes[p]
 		}
 	}
+	c.ScopesToSuppress = t.ungranted(sub.Scopes, c.ScopesToAdd, c.ScopesToSuppress)
 	return c
+}
+
+// ungranted adds to suppress each requested scope under the profile's scope
+// prefix that added (sorted, as the permissions are) does not hold: such a
+// scope means a permission downstream, and only the policy grants those.
+func (t *tokenProfile) ungranted(requested, added, suppress []string) []string {
+	if t.scopePrefix == "" {
+		return suppress
+	}
+	cloned := false
+	for _, s := range requested {
+		if !strings.HasPrefix(s, t.scopePrefix) || slices.Contains(suppress, s) {
+			continue
+		}
+		if _, ok := slices.BinarySearch(added, s); ok {
+			continue
+		}
+		if !cloned { // suppress may be the compiled profile's own list
+			suppress, cloned = slices.Clip(suppress), true
+		}
+		suppress = append(suppress, s)
+	}
+	return suppress
 }
 
 // Expand returns the roles (inherited ones included) and the permissions

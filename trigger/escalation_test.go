@@ -60,3 +60,48 @@ func TestIdPGroupsNeedTheirProvider(t *testing.T) {
 		})
 	}
 }
+
+// TestCognitoAddedPrefixedScopesAreSuppressed: an app client allowed a
+// resource-server scope that it asks for gets it from Cognito without the
+// trigger, and downstream reads orders-api/reports:read as the permission
+// reports:read. Under the profile's scopePrefix only the policy grants:
+// every requested scope there that is not granted is suppressed, for users
+// and machine clients, and other scopes are left alone.
+func TestCognitoAddedPrefixedScopesAreSuppressed(t *testing.T) {
+	snap := loadSnapshot(t, "../examples/policy.yaml")
+	requested := []string{"openid", "orders-api/reports:read", "orders-api/orders:read", "orders-api/users:manage", "other-api/x", "orders-api/"}
+	for _, c := range []struct {
+		name, event, client string
+		machine             bool
+		suppressed, added   []string
+	}{
+		{"a user (viewer) of the default client", "v2-signin-groups.json", "web", false,
+			[]string{"aws.cognito.signin.user.admin", "orders-api/reports:read", "orders-api/users:manage", "orders-api/"},
+			[]string{"orders-api/catalog:read", "orders-api/orders:read"}},
+		{"the reporting machine client", "v3-client-credentials.json", "7m2mclient", true,
+			[]string{"orders-api/users:manage", "orders-api/"},
+			[]string{"orders-api/orders:read", "orders-api/reports:read"}},
+		{"an unknown machine client", "v3-client-credentials.json", "ghost", true,
+			[]string{"aws.cognito.signin.user.admin", "orders-api/reports:read", "orders-api/orders:read", "orders-api/users:manage", "orders-api/"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ev := readEvent(t, c.event)
+			ev.CallerContext.ClientID = c.client
+			ev.Request.Scopes = requested
+			if !c.machine {
+				ev.Request.GroupConfiguration.GroupsToOverride = nil
+			}
+			r, err := New(Static{S: snap}, zerolog.Nop()).Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := r.Response.ClaimsAndScopeOverrideDetails.AccessTokenGeneration
+			if diff := cmp.Diff(c.suppressed, at.ScopesToSuppress); diff != "" {
+				t.Errorf("scopesToSuppress (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(c.added, at.ScopesToAdd); diff != "" {
+				t.Errorf("scopesToAdd (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

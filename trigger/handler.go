@@ -315,6 +315,7 @@ func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) (_ permissions.
 		ClientID:   ev.CallerContext.ClientID,
 		Machine:    machine,
 		Attributes: ev.Request.UserAttributes,
+		Scopes:     ev.Request.Scopes,
 	}
 	if !machine {
 		sub.Groups = ev.Request.GroupConfiguration.GroupsToOverride
