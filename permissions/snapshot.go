@@ -290,6 +290,10 @@ type Result struct {
 type TokenChanges struct {
 	Claims           []Claim
 	ClaimsToSuppress []string
+	// Unset are the profile's claims that end without a value (an
+	// attribute the user lacks, no active tenant). The trigger suppresses
+	// them, so that nothing else reaches the token under their names.
+	Unset            []string
 	ScopesToAdd      []string
 	ScopesToSuppress []string
 }
@@ -432,6 +436,7 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 		}
 	}
 	var c TokenChanges
+	var empty []string // managed claims without a value: suppressed
 	if len(t.claims) > 0 {
 		c.Claims = make([]Claim, 0, len(t.claims))
 	}
@@ -446,17 +451,21 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 		case claimAttribute:
 			if v, ok := sub.Attributes[spec.attribute]; ok {
 				c.Claims = append(c.Claims, Claim{Name: spec.name, Values: []string{v}, Single: true})
+			} else {
+				empty = append(empty, spec.name)
 			}
 		case claimTenant:
 			if sub.Tenant != "" {
 				c.Claims = append(c.Claims, Claim{Name: spec.name, Values: []string{sub.Tenant}, Single: true})
+			} else {
+				empty = append(empty, spec.name)
 			}
 		case claimTenants:
 			// The one claim over every membership: dropped first on overflow.
 			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: sub.Tenants, DropFirst: true})
 		}
 	}
-	c.ClaimsToSuppress = t.suppressClaims
+	c.ClaimsToSuppress, c.Unset = t.suppressClaims, empty
 	c.ScopesToSuppress = t.suppressScopes
 	if t.scopes != nil && len(perms) > 0 {
 		c.ScopesToAdd = make([]string, len(perms))

@@ -230,6 +230,10 @@ func (v *validator) token(path Path, t TokenProfile, tok Token) {
 			v.addf(cpath, "claim %q %v", name, err)
 			continue
 		}
+		if why, bad := ShadowsClaim(name); bad {
+			v.addf(cpath, "claim name %q %s: where the claim ends without a value, the user's or Cognito's own would pass for it; choose a name of your own, such as app_%s", name, why, strings.TrimPrefix(strings.TrimPrefix(strings.ToLower(name), "custom:"), "dev:"))
+			continue
+		}
 		src := t.Claims[name]
 		kind, ok := claimKind(src)
 		switch {

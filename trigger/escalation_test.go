@@ -105,3 +105,47 @@ func TestCognitoAddedPrefixedScopesAreSuppressed(t *testing.T) {
 		})
 	}
 }
+
+// TestDroppedClaimsAreSuppressed: a managed claim that ends without a value,
+// dropped on overflow or left without its attribute or tenant, is suppressed
+// in the token that would carry it, in V1_0 and V2_0 answers.
+func TestDroppedClaimsAreSuppressed(t *testing.T) {
+	p, err := permissions.ParseFile("p.yaml", []byte(`roles: {big: {permissions: [`+strings.Repeat("p", 200)+`:a, `+strings.Repeat("p", 200)+`:b]}}
+defaults: {roles: [big]}
+tenancy: {active: "attribute:custom:tenant_id"}
+clients:
+  default:
+    idToken: {claims: {app_roles: roles, app_permissions: permissions, app_tenant: tenant, app_dept: "attribute:custom:dept"}}
+    accessToken: {claims: {app_permissions: permissions}}
+limits: {maxTokenBytes: 300, onOverflow: roles-only}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := permissions.Compile(p, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := &memUsers{users: map[string]permissions.User{"u-1": {}}}
+	ev := tenantEvent(t, nil)
+	r, err := New(Static{S: snap}, zerolog.Nop(), WithUsers(users, false)).Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.Response.ClaimsAndScopeOverrideDetails
+	if diff := cmp.Diff([]string{"app_dept", "app_tenant", "app_permissions"}, d.IDTokenGeneration.ClaimsToSuppress); diff != "" {
+		t.Errorf("ID token suppressions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"app_permissions"}, d.AccessTokenGeneration.ClaimsToSuppress); diff != "" {
+		t.Errorf("access token suppressions (-want +got):\n%s", diff)
+	}
+	ev = tenantEvent(t, nil)
+	ev.Version = "1"
+	r, err = New(Static{S: snap}, zerolog.Nop(), WithUsers(users, false)).Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"app_dept", "app_tenant", "app_permissions"}, r.Response.ClaimsOverrideDetails.ClaimsToSuppress); diff != "" {
+		t.Errorf("V1 suppressions (-want +got):\n%s", diff)
+	}
+}

@@ -395,8 +395,10 @@ func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, st
 	if last != nil {
 		sub, _ := h.subject(ev, last)
 		res := last.Resolve(sub)
-		id, access = h.tokens(res, ev.Machine(), true, st)
-		id.claims, access.claims, id.scopesToAdd, access.scopesToAdd = nil, nil, nil, nil
+		for _, c := range []*permissions.TokenChanges{&res.ID, &res.Access} {
+			c.Claims, c.Unset, c.ScopesToAdd = nil, nil, nil
+		}
+		id, access = h.tokens(res, ev.Machine(), false, st)
 	}
 	return h.reply(ev, v1, id, access, st)
 }

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,8 +33,15 @@ func (h *Handler) tokens(res permissions.Result, machine, rolesOnly bool, st *st
 func token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool, st *stats) tokenOut {
 	var out tokenOut
 	out.claims = c.Claims[:0:0]
+	suppress := c.ClaimsToSuppress
+	if len(c.Unset) > 0 {
+		suppress = append(slices.Clip(suppress), c.Unset...)
+	}
 	for _, cl := range c.Claims {
 		if rolesOnly && cl.DropFirst {
+			// Dropped for size: suppressed, so that nothing else passes
+			// for it under its name.
+			suppress = append(slices.Clip(suppress), cl.Name)
 			continue
 		}
 		if err := permissions.CheckAddClaim(cl.Name, tok); err != nil {
@@ -42,7 +50,7 @@ func token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool, st
 		}
 		out.claims = append(out.claims, cl)
 	}
-	out.suppress = keep(c.ClaimsToSuppress, st, func(n string) bool { return permissions.CheckSuppressClaim(n, tok) == nil },
+	out.suppress = keep(suppress, st, func(n string) bool { return permissions.CheckSuppressClaim(n, tok) == nil },
 		tok.String()+" claim to suppress ")
 	if !rolesOnly {
 		out.scopesToAdd = keep(c.ScopesToAdd, st, func(s string) bool {

@@ -39,7 +39,26 @@ func (c *validateCmd) Run(e *env) error {
 	p := snap.Policy()
 	fmt.Fprintf(e.stdout, "%s: valid (%d roles, %d groups, %d default roles, %d machine clients, %d client profiles; version %s)\n",
 		c.File, len(p.Roles), len(p.Groups), len(p.Defaults.Roles), len(p.Machines), len(p.Clients), snap.Version())
+	printTrusted(e.stdout, p)
 	return nil
+}
+
+// printTrusted lists the user attributes the policy trusts: a user who can
+// write one can put any value into it, so each must be left out of every
+// app client's write attributes.
+func printTrusted(w io.Writer, p *permissions.Policy) {
+	trusted := permissions.TrustedAttributes(p)
+	if len(trusted) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "trusted user attributes (leave each out of every app client's write attributes):")
+	width := 0
+	for _, a := range trusted {
+		width = max(width, len(a.Name))
+	}
+	for _, a := range trusted {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, a.Name, a.Why)
+	}
 }
 
 // loadPolicy loads a policy for a command that reports it in one line.
