@@ -3,6 +3,7 @@ package trigger
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -147,5 +148,62 @@ limits: {maxTokenBytes: 300, onOverflow: roles-only}
 	}
 	if diff := cmp.Diff([]string{"app_dept", "app_tenant", "app_permissions"}, r.Response.ClaimsOverrideDetails.ClaimsToSuppress); diff != "" {
 		t.Errorf("V1 suppressions (-want +got):\n%s", diff)
+	}
+}
+
+// TestMetricsAtEveryLogLevel: at PRETOKEN_LOG_LEVEL=error an issued token's
+// line would be left out, and with it the metrics; it goes out with them.
+func TestMetricsAtEveryLogLevel(t *testing.T) {
+	snap := loadSnapshot(t, "../examples/policy.yaml")
+	for _, lvl := range []zerolog.Level{zerolog.DebugLevel, zerolog.InfoLevel, zerolog.WarnLevel, zerolog.ErrorLevel} {
+		var logs bytes.Buffer
+		h := New(Static{S: snap}, zerolog.New(&logs).Level(lvl), WithMetrics("fn"))
+		if _, err := h.Handle(context.Background(), readEvent(t, "v2-signin-groups.json")); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], `"_aws":{`) || !strings.Contains(lines[0], `"Tokens":1`) ||
+			!strings.Contains(lines[0], `"Outcome":"issued"`) {
+			t.Errorf("level %s: want one line with the metrics, got:\n%s", lvl, logs.String())
+		}
+		if lvl == zerolog.ErrorLevel && strings.Contains(lines[0], `"roles":`) {
+			t.Errorf("level error: the metrics line says more than its metrics: %s", lines[0])
+		}
+	}
+}
+
+// TestUserValuesInTheLogLine: a tenant id the user wrote reaches the log
+// line cut to 64 characters and escaped.
+func TestUserValuesInTheLogLine(t *testing.T) {
+	p, err := permissions.ReadFile("../examples/tenants.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Tenancy.Active = "attribute:custom:tenant_id"
+	snap, err := permissions.Compile(p, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := &memUsers{users: map[string]permissions.User{"u-1": {Memberships: map[string][]string{"acme": {"member"}}}}}
+	long := strings.Repeat("x", 5000)
+	for _, c := range []struct{ written, logged string }{
+		{long, strings.Repeat("x", 61) + "..."},
+		{"evil\n{\"outcome\":\"issued\"}\u2028", `evil\n{\"outcome\":\"issued\"}\u2028`},
+		{"caf\u00e9", `caf\u00e9`},
+	} {
+		var logs bytes.Buffer
+		h := New(Static{S: snap}, zerolog.New(&logs), WithUsers(users, false))
+		if _, err := h.Handle(context.Background(), tenantEvent(t, map[string]string{"custom:tenant_id": c.written})); err != nil {
+			t.Fatal(err)
+		}
+		var line struct {
+			Refused string `json:"tenant_refused"`
+		}
+		if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+			t.Fatalf("log line: %v\n%s", err, logs.String())
+		}
+		if line.Refused != c.logged || len(line.Refused) > 64+5*strings.Count(line.Refused, `\u`) {
+			t.Errorf("tenant_refused = %q, want %q", line.Refused, c.logged)
+		}
 	}
 }

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -457,12 +459,19 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 	case err != nil || st.overflow || st.failOpen:
 		lvl = zerolog.WarnLevel
 	}
-	e := h.log.WithLevel(lvl)
-	if !e.Enabled() {
-		return
-	}
 	if ev == nil {
 		ev = &Event{}
+	}
+	e := h.log.WithLevel(lvl)
+	if !e.Enabled() {
+		// The metrics count every invocation, whatever the log level: a
+		// line the level leaves out still goes out with its metrics and
+		// its outcome, and nothing else.
+		if h.metrics != "" {
+			h.emf(h.log.Log().Str("level", lvl.String()).Str("outcome", string(st.outcome)), st, h.now().Sub(start)).
+				Msg("pre token generation")
+		}
+		return
 	}
 	e = e.Str("outcome", string(st.outcome)).
 		Str("trigger_source", ev.TriggerSource).
@@ -485,13 +494,13 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 		e = e.Int("user_reads", st.userReads)
 	}
 	if st.tenant != "" {
-		e = e.Str("tenant", st.tenant)
+		e = e.Str("tenant", userText(st.tenant))
 	}
 	if st.memberships > 0 {
 		e = e.Int("memberships", st.memberships)
 	}
 	if st.tenantRefused != "" {
-		e = e.Str("tenant_refused", st.tenantRefused)
+		e = e.Str("tenant_refused", userText(st.tenantRefused))
 	}
 	if len(st.idpIgnored) > 0 {
 		e = e.Strs("idp_groups_ignored", st.idpIgnored)
@@ -515,6 +524,23 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 		e = h.emf(e, st, h.now().Sub(start))
 	}
 	e.Msg("pre token generation")
+}
+
+// maxUserText is the most characters of a user-written value that a log
+// line carries.
+const maxUserText = 64
+
+// userText makes a value that a user may have written (a tenant id from an
+// attribute) fit for the log line: at most maxUserText characters, the end
+// cut and marked with "...", and escaped as a Go string literal would be
+// (control and non-ASCII characters as \u escapes), so it can neither
+// flood the line nor pass for something else in it.
+func userText(s string) string {
+	if utf8.RuneCountInString(s) > maxUserText {
+		s = string([]rune(s)[:maxUserText-3]) + "..."
+	}
+	q := strconv.QuoteToASCII(s)
+	return q[1 : len(q)-1]
 }
 
 // emfMetrics are the metrics of each log line (CloudWatch "Specification:
