@@ -128,17 +128,17 @@ func New(src Source, log zerolog.Logger, opts ...Option) *Handler {
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	start := h.now()
 	ev, err := DecodeEvent(payload)
-	var dec *Decision
+	var dec Decision
 	var out []byte
 	if err != nil {
-		dec = &Decision{Outcome: OutcomeMalformed, Problem: err.Error(), Err: ErrMalformed}
+		dec = Decision{Outcome: OutcomeMalformed, Problem: err.Error(), Err: ErrMalformed}
 	} else if dec = h.handle(ctx, ev); dec.Err == nil {
 		if out, err = json.Marshal(dec.Reply); err != nil {
 			dec.Outcome, dec.Problem, dec.Err = OutcomeInternal, "encode response: "+err.Error(), ErrInternal
 			out = nil
 		}
 	}
-	h.record(ev, dec, start)
+	h.record(ev, &dec, start)
 	return out, dec.Err
 }
 
@@ -146,7 +146,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 func (h *Handler) Handle(ctx context.Context, ev *Event) (*Reply, error) {
 	start := h.now()
 	dec := h.handle(ctx, ev)
-	h.record(ev, dec, start)
+	h.record(ev, &dec, start)
 	return dec.Reply, dec.Err
 }
 
@@ -160,7 +160,7 @@ type Explanation = Decision
 // comes back as the error, with what was resolved before the refusal.
 func (h *Handler) Explain(ctx context.Context, ev *Event) (Explanation, error) {
 	dec := h.handle(ctx, ev)
-	return *dec, dec.Err
+	return dec, dec.Err
 }
 
 // Outcome is what became of one invocation, for the log line.
@@ -221,10 +221,10 @@ type Decision struct {
 
 func (dec *Decision) drop(what string) { dec.Dropped = append(dec.Dropped, what) }
 
-// handle decides what to answer to ev.
-func (h *Handler) handle(ctx context.Context, ev *Event) *Decision {
-	dec := &Decision{}
-	dec.Reply, dec.Err = h.decide(ctx, ev, dec)
+// handle decides what to answer to ev. The decision is a value, so that
+// deciding allocates nothing for it.
+func (h *Handler) handle(ctx context.Context, ev *Event) (dec Decision) {
+	dec.Reply, dec.Err = h.decide(ctx, ev, &dec)
 	return dec
 }
 

@@ -115,11 +115,21 @@ func userText(s string) string {
 }
 
 // metric is one metric of the log line (CloudWatch "Specification:
-// Embedded metric format"): its name, its unit, and its value for a
-// decision that took d; ok false leaves it out of that line.
+// Embedded metric format"): its name, its unit, and its value for an
+// invocation; ok false leaves it out of that line.
 type metric struct {
 	name, unit string
-	value      func(dec *Decision, d time.Duration) (v float64, ok bool)
+	value      func(s sample) (v float64, ok bool)
+}
+
+// sample is what the metrics read of a decision, and how long it took. It
+// is a small value, so that the table's functions keep no decision alive.
+type sample struct {
+	outcome        Outcome
+	cache          permissions.CacheState
+	overflow       bool
+	userReads      int
+	staleFor, took time.Duration
 }
 
 // metrics are the metrics of each log line: one token by outcome, the
@@ -127,26 +137,22 @@ type metric struct {
 // the handler's duration, and, while a stale snapshot is served, its age.
 // Adding a metric is adding a line here.
 var metrics = []metric{
-	{"Tokens", "Count", func(*Decision, time.Duration) (float64, bool) { return 1, true }},
+	{"Tokens", "Count", func(sample) (float64, bool) { return 1, true }},
 	{"CacheFresh", "Count", cacheIs(permissions.CacheFresh, CacheStatic)},
 	{"CacheChecked", "Count", cacheIs(permissions.CacheChecked)},
 	{"CacheLoaded", "Count", cacheIs(permissions.CacheLoaded)},
 	{"CacheStale", "Count", cacheIs(permissions.CacheStale)},
 	{"CacheNone", "Count", cacheIs(permissions.CacheNone)},
-	{"RolesOnlyOverflows", "Count", func(dec *Decision, _ time.Duration) (float64, bool) {
-		return one(dec.Overflow && dec.Outcome == OutcomeIssued), true
-	}},
-	{"UserReads", "Count", func(dec *Decision, _ time.Duration) (float64, bool) { return float64(dec.UserReads), true }},
-	{"Duration", "Milliseconds", func(_ *Decision, d time.Duration) (float64, bool) { return float64(d.Microseconds()) / 1000, true }},
-	{"StaleSeconds", "Seconds", func(dec *Decision, _ time.Duration) (float64, bool) {
-		return dec.StaleFor.Seconds(), dec.Cache == permissions.CacheStale
-	}},
+	{"RolesOnlyOverflows", "Count", func(s sample) (float64, bool) { return one(s.overflow && s.outcome == OutcomeIssued), true }},
+	{"UserReads", "Count", func(s sample) (float64, bool) { return float64(s.userReads), true }},
+	{"Duration", "Milliseconds", func(s sample) (float64, bool) { return float64(s.took.Microseconds()) / 1000, true }},
+	{"StaleSeconds", "Seconds", func(s sample) (float64, bool) { return s.staleFor.Seconds(), s.cache == permissions.CacheStale }},
 }
 
-func cacheIs(states ...permissions.CacheState) func(*Decision, time.Duration) (float64, bool) {
-	return func(dec *Decision, _ time.Duration) (float64, bool) {
-		for _, s := range states {
-			if dec.Cache == s {
+func cacheIs(states ...permissions.CacheState) func(sample) (float64, bool) {
+	return func(s sample) (float64, bool) {
+		for _, st := range states {
+			if s.cache == st {
 				return 1, true
 			}
 		}
@@ -173,10 +179,11 @@ func (h *Handler) emf(e *zerolog.Event, dec *Decision, now time.Time, took time.
 		v    float64
 	}
 	values := make([]value, 0, len(metrics))
+	in := sample{outcome: dec.Outcome, cache: dec.Cache, overflow: dec.Overflow, userReads: dec.UserReads, staleFor: dec.StaleFor, took: took}
 	var b strings.Builder
 	fmt.Fprintf(&b, `{"Timestamp":%d,"CloudWatchMetrics":[{"Namespace":"pretoken","Dimensions":[["FunctionName","Outcome"]],"Metrics":[`, now.UnixMilli())
 	for _, m := range metrics {
-		v, ok := m.value(dec, took)
+		v, ok := m.value(in)
 		if !ok {
 			continue
 		}

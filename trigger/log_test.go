@@ -64,7 +64,7 @@ func TestRecordIsTheDecision(t *testing.T) {
 		named[mm["Name"].(string)] = mm["Unit"].(string)
 	}
 	for _, m := range metrics {
-		_, on := m.value(&dec, time.Millisecond)
+		_, on := m.value(sample{outcome: dec.Outcome, cache: dec.Cache, took: time.Millisecond})
 		if !on {
 			continue
 		}
