@@ -79,6 +79,46 @@ func CheckSuppressClaim(name string, tok Token) error {
 	return nil
 }
 
+// standardClaims are the claims that tokens carry with a meaning of their
+// own: JWT's registered claims (RFC 7519 section 4.1), OpenID Connect's ID
+// token and standard claims (OpenID Connect Core 1.0, sections 2 and 5.1),
+// and those Cognito puts in its tokens (username, identities, token_use,
+// client_id, scope, ...). Many are user attributes too, which Cognito
+// copies into the ID token.
+var standardClaims = map[string]bool{
+	// JWT
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
+	// OpenID Connect ID token
+	"auth_time": true, "nonce": true, "acr": true, "amr": true, "azp": true, "at_hash": true, "c_hash": true, "s_hash": true, "sid": true,
+	// OpenID Connect standard claims
+	"name": true, "given_name": true, "family_name": true, "middle_name": true, "nickname": true, "preferred_username": true,
+	"profile": true, "picture": true, "website": true, "email": true, "email_verified": true, "gender": true, "birthdate": true,
+	"zoneinfo": true, "locale": true, "phone_number": true, "phone_number_verified": true, "address": true, "updated_at": true,
+	// Cognito's own
+	"username": true, "identities": true, "token_use": true, "client_id": true, "scope": true, "device_key": true,
+	"event_id": true, "origin_jti": true, "version": true,
+}
+
+// ShadowsClaim reports, case-insensitively, whether a claim named name
+// would stand in for what users or Cognito own: a standard claim, a cognito:
+// claim, or a custom: or dev: user attribute. Where a managed claim of such a
+// name ends without a value, the user's own attribute, or Cognito's claim,
+// would reach the token under that name, so policies may not use them.
+func ShadowsClaim(name string) (why string, ok bool) {
+	l := strings.ToLower(name)
+	switch {
+	case standardClaims[l]:
+		return "is a standard or Cognito claim", true
+	case strings.HasPrefix(l, "cognito:"):
+		return "is in Cognito's cognito: namespace", true
+	case strings.HasPrefix(l, "custom:"):
+		return "names a custom: user attribute", true
+	case strings.HasPrefix(l, "dev:"):
+		return "names a dev: user attribute", true
+	}
+	return "", false
+}
+
 // ValidScope reports whether s can be an OAuth scope: one or more characters
 // of RFC 6749's scope-token (printable ASCII without blanks, '"' and '\').
 func ValidScope(s string) bool {

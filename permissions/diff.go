@@ -46,10 +46,7 @@ func Diff(old, new *Policy) []Change {
 	if a, b := old.Tenancy.Active, new.Tenancy.Active; a != b {
 		out = append(out, Change{Op: "~", Kind: "tenancy", Details: []string{fmt.Sprintf("active %q -> %q", a, b)}})
 	}
-	if a, b := old.IdPGroups.Attribute, new.IdPGroups.Attribute; a != b {
-		out = append(out, Change{Op: "~", Kind: "idpGroups", Details: []string{fmt.Sprintf("attribute %q -> %q", a, b)}})
-	}
-	out = append(out, diffMap("idp group", old.IdPGroups.Roles, new.IdPGroups.Roles, func(a, b []string) []string { return listDetails("roles", a, b) })...)
+	out = append(out, diffMap("idp provider", idpByProvider(old.IdPGroups), idpByProvider(new.IdPGroups), diffIdP)...)
 	var d []string
 	if a, b := old.Limits.MaxTokenBytes, new.Limits.MaxTokenBytes; a != b {
 		d = append(d, fmt.Sprintf("maxTokenBytes %d -> %d", a, b))
@@ -194,4 +191,30 @@ func Losses(old, new *Policy) []Loss {
 		out = append(out, Loss{Group: "defaults", Permissions: l})
 	}
 	return out
+}
+
+// idpByProvider keys the identity-provider entries by provider, so that
+// their order in a file is no change.
+func idpByProvider(list IdPGroups) map[string]IdPGroup {
+	out := make(map[string]IdPGroup, len(list))
+	for _, g := range list {
+		out[g.Provider] = g
+	}
+	return out
+}
+
+func diffIdP(a, b IdPGroup) []string {
+	var d []string
+	if a.Attribute != b.Attribute {
+		d = append(d, fmt.Sprintf("attribute %q -> %q", a.Attribute, b.Attribute))
+	}
+	for _, c := range diffMap("group", a.Roles, b.Roles, func(x, y []string) []string { return listDetails("roles", x, y) }) {
+		for _, line := range c.Details {
+			d = append(d, c.Op+" group "+c.Name+": "+line)
+		}
+		if len(c.Details) == 0 {
+			d = append(d, c.Op+" group "+c.Name)
+		}
+	}
+	return d
 }

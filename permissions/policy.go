@@ -7,6 +7,14 @@
 // file, DynamoDB) produce a Policy; the trigger consumes a Snapshot.
 package permissions
 
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
 // DefaultProfile is the key of the client profile used for any app client
 // that has no profile of its own.
 const DefaultProfile = "default"
@@ -30,9 +38,10 @@ type Policy struct {
 	// Tenancy turns on tenants: a user holds roles per tenant (membership)
 	// and each token is for one active tenant, whose roles join the others.
 	Tenancy Tenancy `yaml:"tenancy,omitempty" json:"tenancy,omitzero"`
-	// IdPGroups maps the groups an identity provider sends in a user
-	// attribute to roles. It is apart from Groups: another trust domain.
-	IdPGroups IdPGroups `yaml:"idpGroups,omitempty" json:"idpGroups,omitzero"`
+	// IdPGroups maps the groups each identity provider sends in a user
+	// attribute to roles, one entry per provider. It is apart from Groups:
+	// another trust domain.
+	IdPGroups IdPGroups `yaml:"idpGroups,omitempty" json:"idpGroups,omitempty"`
 }
 
 // Tenancy says where a token's active tenant comes from.
@@ -49,8 +58,18 @@ func (t Tenancy) IsZero() bool { return t.Active == "" }
 // TenancyStored is Tenancy.Active for an active tenant kept in the table.
 const TenancyStored = "stored"
 
-// IdPGroups maps identity-provider groups to roles.
-type IdPGroups struct {
+// IdPGroups maps identity-provider groups to roles: one entry per provider.
+// Order carries no meaning; files and items list the entries by provider.
+type IdPGroups []IdPGroup
+
+// IdPGroup maps the groups one identity provider sends to roles. The groups
+// count only for a user whose identities attribute (written by Cognito, not
+// by users) names Provider: a mapped attribute is writable by the user in
+// any pool that federates, so the attribute alone proves nothing.
+type IdPGroup struct {
+	// Provider is the identity provider's name in the user pool, the
+	// providerName in the user's identities attribute, such as Okta.
+	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"`
 	// Attribute is the user attribute that holds the IdP's groups, such as
 	// custom:groups: "[a, b]" (a multi-valued SAML attribute), a JSON array
 	// (OIDC), or a comma-separated list.
@@ -59,8 +78,36 @@ type IdPGroups struct {
 	Roles map[string][]string `yaml:"roles,omitempty" json:"roles,omitempty"`
 }
 
-// IsZero reports whether no IdP groups are mapped.
-func (g IdPGroups) IsZero() bool { return g.Attribute == "" && len(g.Roles) == 0 }
+// UnmarshalJSON reads the list, and also the provider-less single mapping
+// that policies stored before providers were named: it becomes one entry
+// without a provider, which validation refuses, naming provider, so a
+// stored policy of that form is never served as if it were scoped.
+func (g *IdPGroups) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		var one IdPGroup
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*g = IdPGroups{one}
+		return nil
+	}
+	var list []IdPGroup
+	if err := json.Unmarshal(b, &list); err != nil {
+		return err
+	}
+	*g = list
+	return nil
+}
+
+// Sorted returns the entries by provider, then attribute: the order files
+// and items keep.
+func (g IdPGroups) Sorted() IdPGroups {
+	out := slices.Clone(g)
+	slices.SortStableFunc(out, func(a, b IdPGroup) int {
+		return cmp.Or(strings.Compare(a.Provider, b.Provider), strings.Compare(a.Attribute, b.Attribute))
+	})
+	return out
+}
 
 // Role is a named set of permissions. A role also holds every permission of
 // the roles it inherits, to any depth.

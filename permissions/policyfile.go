@@ -84,6 +84,7 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 	pos := make(map[string]*yaml.Node)
 	var places []place
 	walk(&root, nil, pos, &places, ferr)
+	providerless(&root, ferr)
 	if len(ferr.Problems) > 0 {
 		return nil, ferr // decoding would stop at the first duplicate key
 	}
@@ -109,6 +110,23 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 		return nil, ferr
 	}
 	return &p, nil
+}
+
+// providerless reports idpGroups written as one mapping, the form before
+// each entry named its provider, as a validation problem rather than the
+// decoder's "cannot unmarshal" message.
+func providerless(root *yaml.Node, ferr *FileError) {
+	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return
+	}
+	m := root.Content[0].Content
+	for i := 0; i+1 < len(m); i += 2 {
+		if k, v := m[i], m[i+1]; k.Value == "idpGroups" && v.Kind == yaml.MappingNode {
+			ferr.Problems = append(ferr.Problems, Problem{Line: k.Line, Column: k.Column, Path: Path{"idpGroups"},
+				Msg: "idpGroups is a list of entries that each name their provider (- provider: Okta, attribute: custom:groups, roles: ...): " +
+					"without provider, any identity provider, or the user, could grant these roles"})
+		}
+	}
 }
 
 // locate finds the node for path, or for the nearest enclosing path.
@@ -194,7 +212,7 @@ var (
 var keysOf = func() map[string][]string {
 	out := map[string][]string{}
 	for _, t := range []reflect.Type{reflect.TypeFor[Policy](), reflect.TypeFor[Role](), reflect.TypeFor[Defaults](),
-		reflect.TypeFor[ClientProfile](), reflect.TypeFor[TokenProfile](), reflect.TypeFor[Limits]()} {
+		reflect.TypeFor[ClientProfile](), reflect.TypeFor[TokenProfile](), reflect.TypeFor[Limits](), reflect.TypeFor[IdPGroup](), reflect.TypeFor[Tenancy]()} {
 		for f := range t.Fields() {
 			if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name != "" {
 				out[t.Name()] = append(out[t.Name()], name)
@@ -335,6 +353,11 @@ func MarshalFile(p *Policy, header string) ([]byte, error) {
 	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
+	if len(p.IdPGroups) > 1 {
+		sorted := *p
+		sorted.IdPGroups = p.IdPGroups.Sorted()
+		p = &sorted
+	}
 	if err := enc.Encode(p); err != nil {
 		return nil, fmt.Errorf("encode policy: %w", err)
 	}

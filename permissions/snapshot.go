@@ -26,7 +26,7 @@ type Snapshot struct {
 	groups    map[string]*grant
 	defaults  *grant
 	machines  map[string]*grant
-	idpGroups map[string]*grant
+	idpGroups map[string]map[string]*grant // by provider, then IdP group
 	profiles  map[string]*profile
 	limits    Limits
 }
@@ -48,6 +48,7 @@ type tokenProfile struct {
 	claims         []claimSpec // sorted by name
 	allowed        []bool      // by permission number; nil when every permission is allowed
 	scopes         []string    // by permission number: the prefixed scope; nil when scopes are off
+	scopePrefix    string      // requested scopes under it are the policy's: suppressed unless granted
 	suppressScopes []string
 	suppressClaims []string
 }
@@ -70,7 +71,7 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		roleNames: slices.Sorted(maps.Keys(p.Roles)),
 		groups:    make(map[string]*grant, len(p.Groups)),
 		machines:  make(map[string]*grant, len(p.Machines)),
-		idpGroups: make(map[string]*grant, len(p.IdPGroups.Roles)),
+		idpGroups: make(map[string]map[string]*grant, len(p.IdPGroups)),
 		profiles:  make(map[string]*profile, len(p.Clients)+1),
 		limits:    p.Limits,
 	}
@@ -101,8 +102,12 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	for id, roles := range p.Machines {
 		s.machines[id] = s.named(s.union(roles))
 	}
-	for g, roles := range p.IdPGroups.Roles {
-		s.idpGroups[g] = s.named(s.union(roles))
+	for _, e := range p.IdPGroups {
+		m := make(map[string]*grant, len(e.Roles))
+		for g, roles := range e.Roles {
+			m[g] = s.named(s.union(roles))
+		}
+		s.idpGroups[e.Provider] = m
 	}
 	for id, c := range p.Clients {
 		s.profiles[id] = s.compileProfile(id, c)
@@ -187,6 +192,9 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 				tp.allowed[i] = allowed(t.Allow, perm)
 			}
 		}
+		if tok == int(AccessToken) {
+			tp.scopePrefix = t.ScopePrefix
+		}
 		if t.Scopes && tok == int(AccessToken) {
 			tp.scopes = make([]string, len(s.permNames))
 			for i, perm := range s.permNames {
@@ -225,9 +233,8 @@ func (s *Snapshot) Limits() Limits { return s.limits }
 // Tenancy returns the policy's tenancy; its zero value means no tenants.
 func (s *Snapshot) Tenancy() Tenancy { return s.policy.Tenancy }
 
-// IdPGroupsAttribute is the user attribute that holds the identity
-// provider's groups, or "" when the policy maps none.
-func (s *Snapshot) IdPGroupsAttribute() string { return s.policy.IdPGroups.Attribute }
+// IdPGroups returns the policy's identity-provider mappings.
+func (s *Snapshot) IdPGroups() IdPGroups { return s.policy.IdPGroups }
 
 // HasRole reports whether the policy defines role name.
 func (s *Snapshot) HasRole(name string) bool {
@@ -246,9 +253,10 @@ type Subject struct {
 	Groups []string
 	// Roles are roles assigned to the user directly. Unknown roles are ignored.
 	Roles []string
-	// IdPGroups are the groups the user's identity provider sent (see
-	// ParseIdPGroups). Only the policy's idpGroups map grants from them.
-	IdPGroups []string
+	// IdPGroups are the groups each identity provider sent, by provider
+	// (see IdPGroupsOf, which counts a provider's only for its own users).
+	// Only that provider's idpGroups entry grants from them.
+	IdPGroups map[string][]string
 	// Tenant is the token's active tenant, already known to be one the user
 	// is a member of, and TenantRoles the user's roles there; they join the
 	// user's other roles. Empty: no active tenant.
@@ -258,6 +266,11 @@ type Subject struct {
 	Tenants []string
 	// Attributes are the user's attributes, read by attribute: claims.
 	Attributes map[string]string
+	// Scopes are the scopes the request asks for (request.scopes). Cognito
+	// puts a resource-server scope the app client is allowed into the
+	// access token by itself; those under the profile's scope prefix that
+	// the policy does not grant are suppressed.
+	Scopes []string
 }
 
 // Result is what a subject's tokens get.
@@ -277,6 +290,10 @@ type Result struct {
 type TokenChanges struct {
 	Claims           []Claim
 	ClaimsToSuppress []string
+	// Unset are the profile's claims that end without a value (an
+	// attribute the user lacks, no active tenant). The trigger suppresses
+	// them, so that nothing else reaches the token under their names.
+	Unset            []string
 	ScopesToAdd      []string
 	ScopesToSuppress []string
 }
@@ -329,9 +346,11 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 			list = append(list, g)
 		}
 	}
-	for i, grp := range sub.IdPGroups {
-		if g, ok := s.idpGroups[grp]; ok && len(g.roles) > 0 && !slices.Contains(sub.IdPGroups[:i], grp) {
-			list = append(list, g)
+	for provider, sent := range sub.IdPGroups { // a union: the order makes no difference
+		for i, grp := range sent {
+			if g, ok := s.idpGroups[provider][grp]; ok && len(g.roles) > 0 && !slices.Contains(sent[:i], grp) {
+				list = append(list, g)
+			}
 		}
 	}
 	for _, roles := range [2][]string{sub.Roles, sub.TenantRoles} {
@@ -416,6 +435,7 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 		}
 	}
 	var c TokenChanges
+	var empty []string // managed claims without a value: suppressed
 	if len(t.claims) > 0 {
 		c.Claims = make([]Claim, 0, len(t.claims))
 	}
@@ -430,17 +450,21 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 		case claimAttribute:
 			if v, ok := sub.Attributes[spec.attribute]; ok {
 				c.Claims = append(c.Claims, Claim{Name: spec.name, Values: []string{v}, Single: true})
+			} else {
+				empty = append(empty, spec.name)
 			}
 		case claimTenant:
 			if sub.Tenant != "" {
 				c.Claims = append(c.Claims, Claim{Name: spec.name, Values: []string{sub.Tenant}, Single: true})
+			} else {
+				empty = append(empty, spec.name)
 			}
 		case claimTenants:
 			// The one claim over every membership: dropped first on overflow.
 			c.Claims = append(c.Claims, Claim{Name: spec.name, Values: sub.Tenants, DropFirst: true})
 		}
 	}
-	c.ClaimsToSuppress = t.suppressClaims
+	c.ClaimsToSuppress, c.Unset = t.suppressClaims, empty
 	c.ScopesToSuppress = t.suppressScopes
 	if t.scopes != nil && len(perms) > 0 {
 		c.ScopesToAdd = make([]string, len(perms))
@@ -448,7 +472,31 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 			c.ScopesToAdd[i] = t.scopes[p]
 		}
 	}
+	c.ScopesToSuppress = t.ungranted(sub.Scopes, c.ScopesToAdd, c.ScopesToSuppress)
 	return c
+}
+
+// ungranted adds to suppress each requested scope under the profile's scope
+// prefix that added (sorted, as the permissions are) does not hold: such a
+// scope means a permission downstream, and only the policy grants those.
+func (t *tokenProfile) ungranted(requested, added, suppress []string) []string {
+	if t.scopePrefix == "" {
+		return suppress
+	}
+	cloned := false
+	for _, s := range requested {
+		if !strings.HasPrefix(s, t.scopePrefix) || slices.Contains(suppress, s) {
+			continue
+		}
+		if _, ok := slices.BinarySearch(added, s); ok {
+			continue
+		}
+		if !cloned { // suppress may be the compiled profile's own list
+			suppress, cloned = slices.Clip(suppress), true
+		}
+		suppress = append(suppress, s)
+	}
+	return suppress
 }
 
 // Expand returns the roles (inherited ones included) and the permissions

@@ -117,13 +117,13 @@ func TestResolveTokens(t *testing.T) {
 			},
 		},
 		{
-			name:        "missing attribute leaves its claim out",
+			name:        "missing attribute leaves its claim out, to be suppressed",
 			sub:         Subject{ClientID: "web"},
 			wantProfile: DefaultProfile,
 			wantID: TokenChanges{Claims: []Claim{
 				{Name: "perms", Values: []string{"profile:read"}, DropFirst: true},
 				{Name: "roles", Values: []string{"basic"}},
-			}},
+			}, Unset: []string{"tenant"}},
 			wantAccess: TokenChanges{ScopesToAdd: []string{"profile:read"}, ScopesToSuppress: []string{"aws.cognito.signin.user.admin"}},
 		},
 		{

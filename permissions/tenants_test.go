@@ -35,9 +35,11 @@ func TestResolveWithTenants(t *testing.T) {
 			[]string{"member"}, map[string][]string{"tenant_id": {"globex"}, "tenants": {"acme", "globex"}, "app_roles": {"member"}}, false},
 		{"no active tenant: global roles only", Subject{Groups: []string{"support-staff"}, Tenants: []string{"acme"}},
 			[]string{"support"}, map[string][]string{"tenants": {"acme"}, "app_roles": {"support"}}, false},
-		{"IdP group", Subject{IdPGroups: []string{"Okta-Support", "Unknown"}},
+		{"IdP group", Subject{IdPGroups: map[string][]string{"Okta": {"Okta-Support", "Unknown"}}},
 			[]string{"support"}, map[string][]string{"tenants": nil, "app_roles": {"support"}}, false},
-		{"an IdP group named like a Cognito group grants nothing", Subject{IdPGroups: []string{"support-staff"}},
+		{"the same group from another provider grants nothing", Subject{IdPGroups: map[string][]string{"CustomerB": {"Okta-Support"}}},
+			nil, map[string][]string{"tenants": nil, "app_roles": nil}, false},
+		{"an IdP group named like a Cognito group grants nothing", Subject{IdPGroups: map[string][]string{"Okta": {"support-staff"}}},
 			nil, map[string][]string{"tenants": nil, "app_roles": nil}, false},
 	}
 	for _, tt := range tests {
@@ -79,14 +81,17 @@ func TestTenantsClaimIsDroppedFirst(t *testing.T) {
 
 func TestParseIdPGroups(t *testing.T) {
 	for in, want := range map[string][]string{
-		"[Okta-Admins, eng]":     {"Okta-Admins", "eng"}, // a multi-valued SAML attribute
-		`["Okta-Admins","eng"]`:  {"Okta-Admins", "eng"}, // an OIDC array claim
-		"Okta-Admins,eng":        {"Okta-Admins", "eng"}, // a plain comma list
-		" Okta-Admins , , eng ":  {"Okta-Admins", "eng"}, // blanks and empty names
-		"eng":                    {"eng"},                // one group
-		"":                       nil,                    // none
-		"[]":                     nil,                    // none, as JSON
-		`["a b", " c "]`:         {"a b", "c"},           // names with blanks inside stay whole
+		"[Okta-Admins, eng]":     {"Okta-Admins", "eng"},       // a multi-valued SAML attribute
+		`["Okta-Admins","eng"]`:  {"Okta-Admins", "eng"},       // an OIDC array claim
+		"Okta-Admins,eng":        {"Okta-Admins", "eng"},       // a plain comma list
+		" Okta-Admins , , eng ":  {"Okta-Admins", "eng"},       // ASCII spaces and empty names
+		"eng":                    {"eng"},                      // one group
+		"":                       nil,                          // none
+		"[]":                     nil,                          // none, as JSON
+		`["a b", " c "]`:         {"a b", " c "},               // JSON elements are kept as they are
+		"\u00a0Okta-Admins, eng": {"\u00a0Okta-Admins", "eng"}, // a no-break space is not trimmed
+		"[\u00a0Okta-Admins]":    {"\u00a0Okta-Admins"},
+		"Okta-Admins\t":          {"Okta-Admins\t"},
 		"[Domain Users, admins]": {"Domain Users", "admins"},
 	} {
 		if diff := cmp.Diff(want, ParseIdPGroups(in), cmpEmptyNil); diff != "" {
@@ -106,8 +111,14 @@ func TestValidateTenancyAndIdPGroups(t *testing.T) {
 	for _, c := range []struct{ src, want string }{
 		{"tenancy: {active: cookie}\n", `tenancy.active: active "cookie" must be "stored" or attribute:<user attribute>`},
 		{"clients:\n  default:\n    idToken: {claims: {t: tenant}}\n", `claim source "tenant" needs tenancy`},
-		{"roles: {a: {}}\nidpGroups:\n  roles: {eng: [a]}\n", "name the user attribute"},
-		{"idpGroups:\n  attribute: custom:groups\n  roles: {eng: [ghost]}\n", `idpGroups.roles.eng[0]: unknown role "ghost"`},
+		{"roles: {a: {}}\nidpGroups:\n  - {provider: Okta, roles: {eng: [a]}}\n", "name the user attribute"},
+		{"idpGroups:\n  - {provider: Okta, attribute: custom:groups, roles: {eng: [ghost]}}\n", `idpGroups[0].roles.eng[0]: unknown role "ghost"`},
+		// The form before providers were named: refused, naming provider.
+		{"roles: {a: {}}\nidpGroups:\n  attribute: custom:groups\n  roles: {eng: [a]}\n", "p.yaml:2:1: idpGroups: idpGroups is a list of entries that each name their provider"},
+		{"roles: {a: {}}\nidpGroups:\n  - {attribute: custom:groups, roles: {eng: [a]}}\n", "idpGroups[0].provider: name the identity provider"},
+		{"roles: {a: {}}\nidpGroups:\n  - {provider: Okta, attribute: custom:groups, roles: {eng: [a]}}\n  - {provider: Okta, attribute: custom:g2}\n",
+			`idpGroups[1].provider: provider "Okta" has two entries`},
+		{"idpGroups:\n  - {provider: Okta, attribute: identities}\n", `attribute "identities" must be a user attribute name`},
 	} {
 		_, err := ParseFile("p.yaml", []byte(c.src))
 		var ferr *FileError

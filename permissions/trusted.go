@@ -7,40 +7,42 @@ import (
 	"strings"
 )
 
-// TrustedAttribute is a user attribute the policy trusts: it copies it into
-// tokens or decides roles or the active tenant by it. Whoever can write it
-// can change what tokens say, so no app client may let users write it.
+// TrustedAttribute is a user attribute whose value the policy trusts.
 type TrustedAttribute struct {
-	// Name is the user attribute, as Cognito names it (custom:tenant_id).
-	Name string
-	// Why says where the policy trusts it (claim tenant of the ID token of
-	// client default; tenancy.active; idpGroups.attribute).
-	Why string
+	Name string // the user attribute, e.g. "custom:groups"
+	Why  string // e.g. `claim app_tenant (client default, idToken)`, `tenancy.active`, `idpGroups provider Okta`
 }
 
-// TrustedAttributes lists the user attributes p trusts: every
-// "attribute:" claim of every client profile, a tenancy taken from an
-// attribute, and the attribute that holds identity-provider groups. Sorted
-// by Name, then Why; each pair once.
+// TrustedAttributes lists them sorted by Name then Why, each once. Each must
+// be left out of every app client's write attributes: a user who can write
+// one can put any value into it.
 func TrustedAttributes(p *Policy) []TrustedAttribute {
+	if p == nil {
+		return nil
+	}
 	var out []TrustedAttribute
-	for id, prof := range p.Clients {
-		for token, tp := range map[string]TokenProfile{"ID token": prof.IDToken, "access token": prof.AccessToken} {
-			for claim, src := range tp.Claims {
+	for id, c := range p.Clients {
+		for _, tok := range []struct {
+			name string
+			t    TokenProfile
+		}{{"idToken", c.IDToken}, {"accessToken", c.AccessToken}} {
+			for claim, src := range tok.t.Claims {
 				if name, ok := strings.CutPrefix(src, SourceAttribute); ok && name != "" {
-					out = append(out, TrustedAttribute{Name: name, Why: fmt.Sprintf("claim %s of the %s of client %s", claim, token, id)})
+					out = append(out, TrustedAttribute{Name: name, Why: fmt.Sprintf("claim %s (client %s, %s)", claim, id, tok.name)})
 				}
 			}
 		}
 	}
 	if name, ok := strings.CutPrefix(p.Tenancy.Active, SourceAttribute); ok && name != "" {
-		out = append(out, TrustedAttribute{Name: name, Why: "tenancy.active (the token's tenant and its roles)"})
+		out = append(out, TrustedAttribute{Name: name, Why: "tenancy.active"})
 	}
-	if p.IdPGroups.Attribute != "" {
-		out = append(out, TrustedAttribute{Name: p.IdPGroups.Attribute, Why: "idpGroups.attribute (roles from identity-provider groups)"})
+	for _, g := range p.IdPGroups {
+		if g.Attribute != "" {
+			out = append(out, TrustedAttribute{Name: g.Attribute, Why: "idpGroups provider " + g.Provider})
+		}
 	}
 	slices.SortFunc(out, func(a, b TrustedAttribute) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Why, b.Why))
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Why, b.Why))
 	})
 	return slices.Compact(out)
 }

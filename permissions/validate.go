@@ -230,6 +230,10 @@ func (v *validator) token(path Path, t TokenProfile, tok Token) {
 			v.addf(cpath, "claim %q %v", name, err)
 			continue
 		}
+		if why, bad := ShadowsClaim(name); bad {
+			v.addf(cpath, "claim name %q %s: where the claim ends without a value, the user's or Cognito's own would pass for it; choose a name of your own, such as app_%s", name, why, strings.TrimPrefix(strings.TrimPrefix(strings.ToLower(name), "custom:"), "dev:"))
+			continue
+		}
 		src := t.Claims[name]
 		kind, ok := claimKind(src)
 		switch {
@@ -354,19 +358,33 @@ func (v *validator) tenancy(path Path, t Tenancy) {
 	}
 }
 
-func (v *validator) idpGroups(path Path, g IdPGroups) {
-	if len(g.Roles) > 0 && g.Attribute == "" {
-		v.addf(path.with("attribute"), "name the user attribute that holds the identity provider's groups, such as custom:groups")
-	}
-	if g.Attribute != "" && (strings.ContainsFunc(g.Attribute, unicode.IsSpace) || len(g.Attribute) > maxNameLen) {
-		v.addf(path.with("attribute"), "attribute %q must be a user attribute name", g.Attribute)
-	}
-	for _, name := range slices.Sorted(maps.Keys(g.Roles)) {
-		p := path.with("roles", name)
-		if name == "" || len(name) > maxNameLen || strings.ContainsAny(name, ",[]\"") {
-			v.addf(p, "IdP group name %q must be 1 to %d characters without commas, brackets or quotes", name, maxNameLen)
+func (v *validator) idpGroups(path Path, list IdPGroups) {
+	seen := make(map[string]int, len(list))
+	for i, g := range list {
+		path := path.with(index(i))
+		switch prev, dup := seen[g.Provider]; {
+		case g.Provider == "":
+			v.addf(path.with("provider"), "name the identity provider (provider: its providerName in the user's identities attribute, such as Okta): without it any provider, or the user, could grant these roles")
+		case len(g.Provider) > maxNameLen || strings.ContainsFunc(g.Provider, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+			v.addf(path.with("provider"), "provider %q must be 1 to %d printable characters without blanks", g.Provider, maxNameLen)
+		case dup:
+			v.addf(path.with("provider"), "provider %q has two entries (also idpGroups[%d]); map all its groups in one", g.Provider, prev)
+		default:
+			seen[g.Provider] = i
 		}
-		v.roleRefs(p, g.Roles[name])
+		if g.Attribute == "" {
+			v.addf(path.with("attribute"), "name the user attribute that holds the identity provider's groups, such as custom:groups")
+		}
+		if g.Attribute != "" && (strings.ContainsFunc(g.Attribute, unicode.IsSpace) || len(g.Attribute) > maxNameLen || strings.EqualFold(g.Attribute, IdentitiesAttribute)) {
+			v.addf(path.with("attribute"), "attribute %q must be a user attribute name", g.Attribute)
+		}
+		for _, name := range slices.Sorted(maps.Keys(g.Roles)) {
+			p := path.with("roles", name)
+			if name == "" || len(name) > maxNameLen || strings.ContainsAny(name, ",[]\"") {
+				v.addf(p, "IdP group name %q must be 1 to %d characters without commas, brackets or quotes", name, maxNameLen)
+			}
+			v.roleRefs(p, g.Roles[name])
+		}
 	}
 }
 

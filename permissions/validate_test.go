@@ -50,7 +50,7 @@ func TestValidateErrors(t *testing.T) {
 			c.AccessToken.Claims["scope"] = "permissions"
 			p.Clients["m2m"] = c
 		}, "clients.m2m.accessToken.claims.scope", "scopes: true"},
-		{"list into a simple ID claim", func(p *Policy) { setIDClaim(p, "email_verified", "roles") }, "clients.default.idToken.claims.email_verified", "single value"},
+		{"a standard claim that takes a single value", func(p *Policy) { setIDClaim(p, "email_verified", "roles") }, "clients.default.idToken.claims.email_verified", "standard or Cognito claim"},
 		{"unknown claim source", func(p *Policy) { setIDClaim(p, "x", "everything") }, "clients.default.idToken.claims.x", "claim source"},
 		{"empty attribute source", func(p *Policy) { setIDClaim(p, "x", "attribute:") }, "clients.default.idToken.claims.x", "claim source"},
 		{"claim name with blank", func(p *Policy) { setIDClaim(p, "my claim", "roles") }, "clients.default.idToken.claims.my claim", "claim name"},
@@ -172,5 +172,59 @@ func TestCheckClaims(t *testing.T) {
 	}
 	if CheckSuppressClaim("iss", IDToken) == nil {
 		t.Error("iss cannot be suppressed")
+	}
+}
+
+// TestShadowingClaimNamesRefused: a managed claim may not take a name that
+// users or Cognito own, whatever its case, in either token: where the claim
+// ends without a value the user's attribute, or Cognito's claim, would pass
+// for it.
+func TestShadowingClaimNamesRefused(t *testing.T) {
+	names := []string{"Username", "USERNAME", "identities", "Identities", "cognito:groups", "Cognito:Roles", "cognito:anything",
+		"custom:tenant", "CUSTOM:tenant", "dev:x", "Dev:X", "email", "Email", "email_verified", "name", "given_name", "family_name",
+		"preferred_username", "phone_number", "address", "picture", "locale", "zoneinfo", "updated_at", "sid", "c_hash", "Sub", "ISS",
+		"token_use", "Client_Id", "scope", "Scope", "version", "event_id", "origin_jti", "device_key"}
+	for _, name := range names {
+		for _, tok := range []string{"idToken", "accessToken"} {
+			src := "clients:\n  default:\n    " + tok + ":\n      claims: {\"" + name + "\": \"attribute:custom:tenant\"}\n"
+			_, err := ParseFile("p.yaml", []byte(src))
+			var ferr *FileError
+			if !errors.As(err, &ferr) || !strings.Contains(ferr.Error(), "claims."+name) {
+				t.Errorf("claim %q in the %s: %v; want it refused", name, tok, err)
+			}
+		}
+	}
+	for _, name := range []string{"app_roles", "tenant", "app_email", "customer", "developer"} {
+		src := "clients:\n  default:\n    idToken:\n      claims: {\"" + name + "\": \"attribute:custom:tenant\"}\n"
+		if _, err := ParseFile("p.yaml", []byte(src)); err != nil {
+			t.Errorf("claim %q: %v; want it accepted", name, err)
+		}
+	}
+}
+
+// TestEmptyManagedClaimsAreSuppressed: a managed claim that ends without a
+// value (an attribute the user lacks, no active tenant) is named in Unset,
+// which the trigger suppresses.
+func TestEmptyManagedClaimsAreSuppressed(t *testing.T) {
+	p, err := ParseFile("p.yaml", []byte(`tenancy: {active: stored}
+clients:
+  default:
+    idToken: {claims: {app_tenant: tenant, app_dept: "attribute:custom:dept"}, suppressClaims: [dev:x]}
+    accessToken: {claims: {app_tenant: tenant}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := mustCompile(t, p)
+	res := snap.Resolve(Subject{ClientID: "web"})
+	if diff := cmp.Diff([]string{"app_dept", "app_tenant"}, res.ID.Unset); diff != "" {
+		t.Errorf("ID token claims without a value (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"app_tenant"}, res.Access.Unset); diff != "" {
+		t.Errorf("access token claims without a value (-want +got):\n%s", diff)
+	}
+	res = snap.Resolve(Subject{ClientID: "web", Tenant: "acme", Attributes: map[string]string{"custom:dept": "ops"}})
+	if len(res.ID.Unset) != 0 || len(res.Access.Unset) != 0 {
+		t.Errorf("with values: unset %v, %v", res.ID.Unset, res.Access.Unset)
 	}
 }

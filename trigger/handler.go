@@ -107,7 +107,7 @@ func WithUsers(u Users, directRoles bool) Option {
 // WithMetrics puts CloudWatch Embedded Metric Format into the one log line
 // of each invocation, under namespace pretoken with the dimensions
 // FunctionName (function) and Outcome: CloudWatch Logs turns the line into
-// metrics, with no PutMetricData call. See logInvocation for the metrics.
+// metrics, with no PutMetricData call. See metrics in log.go.
 func WithMetrics(function string) Option { return func(h *Handler) { h.metrics = function } }
 
 // WithClock sets the clock used to time invocations.
@@ -127,62 +127,40 @@ func New(src Source, log zerolog.Logger, opts ...Option) *Handler {
 // name Go types) away from users.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	start := h.now()
-	st := &stats{}
 	ev, err := DecodeEvent(payload)
+	var dec Decision
 	var out []byte
 	if err != nil {
-		st.outcome, st.problem = OutcomeMalformed, err.Error()
-		err = ErrMalformed
-	} else {
-		var reply *Reply
-		if reply, err = h.handle(ctx, ev, st); err == nil {
-			if out, err = json.Marshal(reply); err != nil {
-				st.outcome, st.problem = OutcomeInternal, "encode response: "+err.Error()
-				out, err = nil, ErrInternal
-			}
+		dec = Decision{Outcome: OutcomeMalformed, Problem: err.Error(), Err: ErrMalformed}
+	} else if dec = h.handle(ctx, ev); dec.Err == nil {
+		if out, err = json.Marshal(dec.Reply); err != nil {
+			dec.Outcome, dec.Problem, dec.Err = OutcomeInternal, "encode response: "+err.Error(), ErrInternal
+			out = nil
 		}
 	}
-	h.logInvocation(ev, st, start, err)
-	return out, err
+	h.record(ev, &dec, start)
+	return out, dec.Err
 }
 
 // Handle answers a decoded event.
 func (h *Handler) Handle(ctx context.Context, ev *Event) (*Reply, error) {
 	start := h.now()
-	st := &stats{}
-	reply, err := h.handle(ctx, ev, st)
-	h.logInvocation(ev, st, start, err)
-	return reply, err
+	dec := h.handle(ctx, ev)
+	h.record(ev, &dec, start)
+	return dec.Reply, dec.Err
 }
 
-// Explanation is a token preview: the trigger's answer to an event and the
-// resolution behind it.
-type Explanation struct {
-	Reply *Reply
-	// Result is the subject's roles, permissions and both tokens' changes
-	// as the policy resolves them, before Cognito's rules and the budget.
-	Result permissions.Result
-	// Assigned are the user's directly assigned roles that were read.
-	Assigned []string
-	// PolicyVersion labels the snapshot that answered.
-	PolicyVersion string
-	// IDBytes and AccessBytes are the estimated growth of each changed
-	// token, which the budget (Limits.MaxTokenBytes) is checked against.
-	IDBytes, AccessBytes int
-	// Tenant is the token's active tenant; TenantRefused one that was asked
-	// for but is not one of the user's memberships.
-	Tenant, TenantRefused string
-}
+// Explanation is a token preview: the decision behind the trigger's answer
+// to an event.
+type Explanation = Decision
 
 // Explain answers ev by the very path Handle takes (the snapshot, user
-// assignments, Cognito's rules, the budget) and returns the resolution
-// behind the answer too. It writes no log line. A refused token comes back
-// as the error, with what was resolved before the refusal.
+// assignments, Cognito's rules, the budget) and returns the decision, with
+// the resolution behind the answer. It writes no log line. A refused token
+// comes back as the error, with what was resolved before the refusal.
 func (h *Handler) Explain(ctx context.Context, ev *Event) (Explanation, error) {
-	st := &stats{}
-	reply, err := h.handle(ctx, ev, st)
-	return Explanation{Reply: reply, Result: st.res, Assigned: st.assignedRoles, PolicyVersion: st.version,
-		IDBytes: st.idBytes, AccessBytes: st.accessBytes, Tenant: st.tenant, TenantRefused: st.tenantRefused}, err
+	dec := h.handle(ctx, ev)
+	return dec, dec.Err
 }
 
 // Outcome is what became of one invocation, for the log line.
@@ -197,65 +175,97 @@ const (
 	OutcomeInternal    Outcome = "internal"    // refused: a bug (a panic, an answer that did not encode)
 )
 
-// stats is what one invocation's log line says. Every path fills it in and
-// the one writer, logInvocation, writes it: one line per invocation.
-type stats struct {
-	outcome                               Outcome
-	roles, scopes, idClaims, accessClaims int
-	idBytes, accessBytes                  int // the tokens' estimated growth
-	version                               string
-	cache                                 permissions.CacheState
-	assigned                              int
-	overflow                              bool     // over budget: roles only, or refused
-	failOpen                              bool     // issued by the failure mode, without the policy
-	problem                               string   // what went wrong, for operators; never shown to users
-	dropped                               []string // what the last line of defence removed
-	res                                   permissions.Result
-	assignedRoles                         []string
-	userReads, memberships                int
-	tenant, tenantRefused                 string
-	staleFor                              time.Duration
+// Decision is what the trigger decided for one invocation, and why: the
+// answer or the refusal, what the policy resolved, the tokens' sizes, the
+// tenant, and what was dropped. Every path fills it in; record (log.go)
+// turns it into the invocation's one log line and its metrics, and Explain
+// returns it.
+type Decision struct {
+	// Reply is the answer to Cognito; nil when the token is refused.
+	Reply *Reply
+	// Err is the refusal shown to the user (one of the Err* values).
+	Err error
+	// Outcome is what became of the invocation; Problem what went wrong,
+	// for operators, never shown to users.
+	Outcome Outcome
+	Problem string
+	// PolicyVersion labels the snapshot that answered; Cache says how it
+	// was obtained, and StaleFor its age when it was served stale.
+	PolicyVersion string
+	Cache         permissions.CacheState
+	StaleFor      time.Duration
+	// Result is the subject's roles, permissions and both tokens' changes
+	// as the policy resolves them, before Cognito's rules and the budget.
+	Result permissions.Result
+	// Assigned are the user's directly assigned roles that were read.
+	Assigned []string
+	// UserReads counts the reads of the user's data; Memberships the
+	// user's tenants.
+	UserReads, Memberships int
+	// Tenant is the token's active tenant; TenantRefused one that was asked
+	// for but is not one of the user's memberships.
+	Tenant, TenantRefused string
+	// IdPIgnored says which identity-provider groups do not count, and why.
+	IdPIgnored []string
+	// IDBytes and AccessBytes are the estimated growth of each changed
+	// token, which the budget (Limits.MaxTokenBytes) is checked against.
+	IDBytes, AccessBytes int
+	// ScopesAdded, IDClaims and AccessClaims count what the answer adds.
+	ScopesAdded, IDClaims, AccessClaims int
+	// Overflow: over budget (roles only, or refused). FailOpen: issued by
+	// the failure mode, without the policy.
+	Overflow, FailOpen bool
+	// Dropped is what the last line of defence removed, and why.
+	Dropped []string
 }
 
-func (st *stats) drop(what string) { st.dropped = append(st.dropped, what) }
+func (dec *Decision) drop(what string) { dec.Dropped = append(dec.Dropped, what) }
 
-func (h *Handler) handle(ctx context.Context, ev *Event, st *stats) (reply *Reply, err error) {
+// handle decides what to answer to ev. The decision is a value, so that
+// deciding allocates nothing for it.
+func (h *Handler) handle(ctx context.Context, ev *Event) (dec Decision) {
+	dec.Reply, dec.Err = h.decide(ctx, ev, &dec)
+	return dec
+}
+
+func (h *Handler) decide(ctx context.Context, ev *Event, dec *Decision) (reply *Reply, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			st.outcome, st.problem = OutcomeInternal, fmt.Sprint("panic: ", p)
+			dec.Outcome, dec.Problem = OutcomeInternal, fmt.Sprint("panic: ", p)
 			reply, err = nil, ErrInternal
 		}
 	}()
 	v1, err := isV1(ev.Version)
 	if err != nil {
-		st.outcome, st.problem = OutcomeMalformed, "unsupported event version"
+		dec.Outcome, dec.Problem = OutcomeMalformed, "unsupported event version"
 		return nil, err
 	}
 	snap, state, serr := h.src.Snapshot(ctx)
-	st.cache = state
+	dec.Cache = state
 	if a, ok := h.src.(interface{ Age() time.Duration }); ok && state == permissions.CacheStale {
-		st.staleFor = a.Age()
+		dec.StaleFor = a.Age()
 	}
 	if serr != nil {
-		return h.failed(ev, v1, st, "no policy snapshot", serr)
+		return h.failed(ev, v1, dec, "no policy snapshot", serr)
 	}
-	st.version = snap.Version()
-	sub := h.subject(ev, snap)
+	dec.PolicyVersion = snap.Version()
+	sub, ignored := h.subject(ev, snap)
+	dec.IdPIgnored = ignored
 	tenancy := snap.Tenancy()
 	if id := ev.Request.UserAttributes["sub"]; h.users != nil && id != "" && !sub.Machine && (h.directRoles || !tenancy.IsZero()) {
 		u, err := h.users.User(ctx, id)
 		if err != nil {
-			return h.failed(ev, v1, st, "user data unavailable", err)
+			return h.failed(ev, v1, dec, "user data unavailable", err)
 		}
-		st.userReads++
+		dec.UserReads++
 		if h.directRoles {
-			sub.Roles, st.assigned, st.assignedRoles = u.Roles, len(u.Roles), u.Roles
+			sub.Roles, dec.Assigned = u.Roles, u.Roles
 		}
 		if !tenancy.IsZero() {
-			h.activeTenant(&sub, u, tenancy, ev, st)
+			h.activeTenant(&sub, u, tenancy, ev, dec)
 		}
 	}
-	return h.respond(ev, v1, snap, sub, st)
+	return h.respond(ev, v1, snap, sub, dec)
 }
 
 // LastKnown is implemented by a Source that can still name its last
@@ -270,18 +280,18 @@ type LastKnown interface {
 // failed is the one place where a failure to read the policy becomes trigger
 // behaviour: refuse the token (closed), or issue it without additions (open).
 // Either way it is logged; it is never treated as "no permissions".
-func (h *Handler) failed(ev *Event, v1 bool, st *stats, what string, err error) (*Reply, error) {
-	st.problem = what + ": " + err.Error()
+func (h *Handler) failed(ev *Event, v1 bool, dec *Decision, what string, err error) (*Reply, error) {
+	dec.Problem = what + ": " + err.Error()
 	if h.mode == FailClosed {
-		st.outcome = OutcomeUnavailable
+		dec.Outcome = OutcomeUnavailable
 		return nil, ErrUnavailable
 	}
-	st.failOpen = true
+	dec.FailOpen = true
 	var last *permissions.Snapshot
 	if lk, ok := h.src.(LastKnown); ok {
 		last = lk.Last()
 	}
-	return h.respondOpen(ev, v1, last, st), nil
+	return h.respondOpen(ev, v1, last, dec), nil
 }
 
 // isV1 tells the V1_0 shape from the V2_0/V3_0 shape.
@@ -305,20 +315,21 @@ func (e *Event) Machine() bool { return e.TriggerSource == ClientCredentials }
 // subject is who the event is for, as far as the event says: the client,
 // the user's Cognito groups and attributes, and the identity provider's
 // groups from the attribute the policy names.
-func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) permissions.Subject {
+// ignored says which identity-provider attributes held groups that do not
+// count (a native user, another provider), for the log line.
+func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) (_ permissions.Subject, ignored []string) {
 	machine := ev.Machine()
 	sub := permissions.Subject{
 		ClientID:   ev.CallerContext.ClientID,
 		Machine:    machine,
 		Attributes: ev.Request.UserAttributes,
+		Scopes:     ev.Request.Scopes,
 	}
 	if !machine {
 		sub.Groups = ev.Request.GroupConfiguration.GroupsToOverride
-		if attr := snap.IdPGroupsAttribute(); attr != "" {
-			sub.IdPGroups = permissions.ParseIdPGroups(ev.Request.UserAttributes[attr])
-		}
+		sub.IdPGroups, ignored = permissions.IdPGroupsOf(snap.IdPGroups(), ev.Request.UserAttributes)
 	}
-	return sub
+	return sub, ignored
 }
 
 // activeTenant works out the token's tenant: the stored one or the one in
@@ -326,7 +337,7 @@ func (h *Handler) subject(ev *Event, snap *permissions.Snapshot) permissions.Sub
 // one. Membership is checked on every token: a tenant the user is not (or
 // no longer) a member of gives no tenant roles and no tenant claim, and the
 // log line says so. Global roles apply either way.
-func (h *Handler) activeTenant(sub *permissions.Subject, u permissions.User, t permissions.Tenancy, ev *Event, st *stats) {
+func (h *Handler) activeTenant(sub *permissions.Subject, u permissions.User, t permissions.Tenancy, ev *Event, dec *Decision) {
 	active := u.Active
 	if attr, ok := strings.CutPrefix(t.Active, permissions.SourceAttribute); ok {
 		active = ev.Request.UserAttributes[attr]
@@ -337,68 +348,71 @@ func (h *Handler) activeTenant(sub *permissions.Subject, u permissions.User, t p
 		}
 	}
 	sub.Tenants = slices.Sorted(maps.Keys(u.Memberships))
-	st.memberships = len(u.Memberships)
+	dec.Memberships = len(u.Memberships)
 	if active == "" {
 		return
 	}
 	roles, member := u.Memberships[active]
 	if !member {
-		st.tenantRefused = active
+		dec.TenantRefused = active
 		return
 	}
-	sub.Tenant, sub.TenantRoles, st.tenant = active, roles, active
+	sub.Tenant, sub.TenantRoles, dec.Tenant = active, roles, active
 }
 
-func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, sub permissions.Subject, st *stats) (*Reply, error) {
+func (h *Handler) respond(ev *Event, v1 bool, snap *permissions.Snapshot, sub permissions.Subject, dec *Decision) (*Reply, error) {
 	res := snap.Resolve(sub)
-	st.roles, st.res = len(res.Roles), res
+	dec.Result = res
 	limits := snap.Limits()
 	// The budget applies to each token the answer changes: a V1 answer
 	// changes only the ID token, a client-credentials answer only the
 	// access token.
 	changesID, changesAccess := !sub.Machine, !v1
 	fits := func(id, access tokenOut) bool {
-		st.idBytes, st.accessBytes = 0, 0
+		dec.IDBytes, dec.AccessBytes = 0, 0
 		if changesID {
-			st.idBytes = growth(id, v1)
+			dec.IDBytes = growth(id, v1)
 		}
 		if changesAccess {
-			st.accessBytes = growth(access, false)
+			dec.AccessBytes = growth(access, false)
 		}
-		return st.idBytes <= limits.MaxTokenBytes && st.accessBytes <= limits.MaxTokenBytes
+		return dec.IDBytes <= limits.MaxTokenBytes && dec.AccessBytes <= limits.MaxTokenBytes
 	}
-	id, access := h.tokens(res, sub.Machine, false, st)
+	id, access := h.tokens(res, sub.Machine, false, dec)
 	if !fits(id, access) {
-		st.overflow = true
+		dec.Overflow = true
 		if limits.OnOverflow != permissions.OverflowRolesOnly {
-			st.outcome, st.problem = OutcomeTooLarge, fmt.Sprintf("over the token budget of %d bytes (onOverflow fail)", limits.MaxTokenBytes)
+			dec.Outcome, dec.Problem = OutcomeTooLarge, fmt.Sprintf("over the token budget of %d bytes (onOverflow fail)", limits.MaxTokenBytes)
 			return nil, ErrTooLarge
 		}
-		id, access = h.tokens(res, sub.Machine, true, st)
+		id, access = h.tokens(res, sub.Machine, true, dec)
 		if !fits(id, access) {
-			st.outcome, st.problem = OutcomeTooLarge, fmt.Sprintf("over the token budget of %d bytes even with roles only", limits.MaxTokenBytes)
+			dec.Outcome, dec.Problem = OutcomeTooLarge, fmt.Sprintf("over the token budget of %d bytes even with roles only", limits.MaxTokenBytes)
 			return nil, ErrTooLarge
 		}
 	}
-	st.outcome = OutcomeIssued
-	return h.reply(ev, v1, id, access, st), nil
+	dec.Outcome = OutcomeIssued
+	return h.reply(ev, v1, id, access, dec), nil
 }
 
 // respondOpen is the failure mode open's answer: groups kept, nothing
 // added, and the suppressions of the last known snapshot, if there is one.
-func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, st *stats) *Reply {
-	st.outcome = OutcomeIssued
+func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, dec *Decision) *Reply {
+	dec.Outcome = OutcomeIssued
 	var id, access tokenOut
 	if last != nil {
-		res := last.Resolve(h.subject(ev, last))
-		id, access = h.tokens(res, ev.Machine(), true, st)
-		id.claims, access.claims, id.scopesToAdd, access.scopesToAdd = nil, nil, nil, nil
+		sub, _ := h.subject(ev, last)
+		res := last.Resolve(sub)
+		for _, c := range []*permissions.TokenChanges{&res.ID, &res.Access} {
+			c.Claims, c.Unset, c.ScopesToAdd = nil, nil, nil
+		}
+		id, access = h.tokens(res, ev.Machine(), false, dec)
 	}
-	return h.reply(ev, v1, id, access, st)
+	return h.reply(ev, v1, id, access, dec)
 }
 
 // reply shapes the two tokens' changes as the event version wants them.
-func (h *Handler) reply(ev *Event, v1 bool, id, access tokenOut, st *stats) *Reply {
+func (h *Handler) reply(ev *Event, v1 bool, id, access tokenOut, dec *Decision) *Reply {
 	machine := ev.Machine()
 	reply := &Reply{Event: *ev}
 	var groups *GroupConfiguration
@@ -411,16 +425,16 @@ func (h *Handler) reply(ev *Event, v1 bool, id, access tokenOut, st *stats) *Rep
 			ClaimsToSuppress:      id.suppress,
 			GroupOverrideDetails:  groups,
 		}
-		st.idClaims = len(id.claims)
+		dec.IDClaims = len(id.claims)
 		return reply
 	}
 	d := &ClaimsAndScopeOverrideDetails{GroupOverrideDetails: groups}
 	if !machine { // client credentials issue no ID token
 		d.IDTokenGeneration = v2Token(id)
-		st.idClaims = len(id.claims)
+		dec.IDClaims = len(id.claims)
 	}
 	d.AccessTokenGeneration = v2Token(access)
-	st.accessClaims, st.scopes = len(access.claims), len(access.scopesToAdd)
+	dec.AccessClaims, dec.ScopesAdded = len(access.claims), len(access.scopesToAdd)
 	reply.Response.ClaimsAndScopeOverrideDetails = d
 	return reply
 }
@@ -436,123 +450,4 @@ func keepGroups(gc GroupConfiguration) *GroupConfiguration {
 		out.IAMRolesToOverride = []string{}
 	}
 	return &out
-}
-
-// logInvocation writes the invocation's one log line: info when a token was
-// issued as the policy says, warn when it was refused or degraded (over
-// budget, failure mode), error when something that should never happen
-// did (a store failure, a panic, a reserved claim or scope reaching the
-// trigger).
-func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error) {
-	lvl := zerolog.InfoLevel
-	switch {
-	case st.outcome == OutcomeInternal || len(st.dropped) > 0 || st.cache == permissions.CacheNone && st.problem != "":
-		lvl = zerolog.ErrorLevel
-	case err != nil || st.overflow || st.failOpen:
-		lvl = zerolog.WarnLevel
-	}
-	e := h.log.WithLevel(lvl)
-	if !e.Enabled() {
-		return
-	}
-	if ev == nil {
-		ev = &Event{}
-	}
-	e = e.Str("outcome", string(st.outcome)).
-		Str("trigger_source", ev.TriggerSource).
-		Str("event_version", string(ev.Version)).
-		Str("client_id", ev.CallerContext.ClientID).
-		Str("user_sub", ev.Request.UserAttributes["sub"]).
-		Str("policy_version", st.version).
-		Str("cache", string(st.cache)).
-		Int("roles", st.roles).
-		Int("scopes_added", st.scopes).
-		Int("id_claims_added", st.idClaims).
-		Int("access_claims_added", st.accessClaims).
-		Int("id_token_bytes_added", st.idBytes).
-		Int("access_token_bytes_added", st.accessBytes).
-		Dur("duration_ms", h.now().Sub(start))
-	if st.assigned > 0 {
-		e = e.Int("assigned_roles", st.assigned)
-	}
-	if st.userReads > 0 {
-		e = e.Int("user_reads", st.userReads)
-	}
-	if st.tenant != "" {
-		e = e.Str("tenant", st.tenant)
-	}
-	if st.memberships > 0 {
-		e = e.Int("memberships", st.memberships)
-	}
-	if st.tenantRefused != "" {
-		e = e.Str("tenant_refused", st.tenantRefused)
-	}
-	if st.overflow {
-		e = e.Bool("over_budget", true)
-	}
-	if st.failOpen {
-		e = e.Bool("failure_mode_open", true)
-	}
-	if len(st.dropped) > 0 {
-		e = e.Strs("dropped", st.dropped)
-	}
-	if st.problem != "" {
-		e = e.Str("problem", st.problem)
-	}
-	if err != nil {
-		e = e.Str("error", err.Error())
-	}
-	if h.metrics != "" {
-		e = h.emf(e, st, h.now().Sub(start))
-	}
-	e.Msg("pre token generation")
-}
-
-// emfMetrics are the metrics of each log line (CloudWatch "Specification:
-// Embedded metric format"): one token by outcome, the cache state as five
-// 0/1 counts, roles-only overflows, user-data reads, the handler's duration,
-// and, while a stale snapshot is served, its age.
-var emfMetrics = []struct{ name, unit string }{
-	{"Tokens", "Count"}, {"CacheFresh", "Count"}, {"CacheChecked", "Count"}, {"CacheLoaded", "Count"},
-	{"CacheStale", "Count"}, {"CacheNone", "Count"}, {"RolesOnlyOverflows", "Count"}, {"UserReads", "Count"},
-	{"Duration", "Milliseconds"},
-}
-
-func (h *Handler) emf(e *zerolog.Event, st *stats, d time.Duration) *zerolog.Event {
-	outcome := st.outcome
-	if outcome == "" {
-		outcome = OutcomeInternal
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `{"Timestamp":%d,"CloudWatchMetrics":[{"Namespace":"pretoken","Dimensions":[["FunctionName","Outcome"]],"Metrics":[`, h.now().UnixMilli())
-	for i, m := range emfMetrics {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"Name":%q,"Unit":%q}`, m.name, m.unit)
-	}
-	if st.cache == permissions.CacheStale {
-		b.WriteString(`,{"Name":"StaleSeconds","Unit":"Seconds"}`)
-	}
-	b.WriteString(`]}]}`)
-	one := func(ok bool) int {
-		if ok {
-			return 1
-		}
-		return 0
-	}
-	e = e.RawJSON("_aws", []byte(b.String())).Str("FunctionName", h.metrics).Str("Outcome", string(outcome)).
-		Int("Tokens", 1).
-		Int("CacheFresh", one(st.cache == permissions.CacheFresh || st.cache == CacheStatic)).
-		Int("CacheChecked", one(st.cache == permissions.CacheChecked)).
-		Int("CacheLoaded", one(st.cache == permissions.CacheLoaded)).
-		Int("CacheStale", one(st.cache == permissions.CacheStale)).
-		Int("CacheNone", one(st.cache == permissions.CacheNone)).
-		Int("RolesOnlyOverflows", one(st.overflow && outcome == OutcomeIssued)).
-		Int("UserReads", st.userReads).
-		Float64("Duration", float64(d.Microseconds())/1000)
-	if st.cache == permissions.CacheStale {
-		e = e.Float64("StaleSeconds", st.staleFor.Seconds())
-	}
-	return e
 }

@@ -374,7 +374,7 @@ func TestLimits(t *testing.T) {
 // TestReservedClaimsFiltered feeds the trigger's last line of defence
 // changes that a validated policy can never produce.
 func TestReservedClaimsFiltered(t *testing.T) {
-	st := &stats{}
+	st := &Decision{}
 	got := token(permissions.TokenChanges{
 		Claims:           []permissions.Claim{{Name: "sub", Values: []string{"x"}}, {Name: "ok", Values: []string{"y"}}, {Name: "cognito:username"}},
 		ClaimsToSuppress: []string{"exp", "dev:x"},
@@ -392,7 +392,7 @@ func TestReservedClaimsFiltered(t *testing.T) {
 	}
 	wantDropped := []string{"access token claim sub", "access token claim cognito:username", `access token claim to suppress "exp"`,
 		`scope to add ""`, `scope to add "has blank"`, `scope to add "aws.cognito.signin.user.admin"`, `scope to add "openid"`, `scope to suppress "a\tb"`}
-	if diff := cmp.Diff(wantDropped, st.dropped); diff != "" {
+	if diff := cmp.Diff(wantDropped, st.Dropped); diff != "" {
 		t.Errorf("dropped (-want +got):\n%s", diff)
 	}
 }

@@ -71,7 +71,7 @@ func TestActiveTenant(t *testing.T) {
 		{"one membership, nothing stored", stored, permissions.User{Memberships: map[string][]string{"acme": {"member"}}}, nil, []any{"member"}, "acme", ""},
 		{"two memberships, nothing stored", stored, permissions.User{Memberships: two}, nil, []any{}, nil, ""},
 		{"stored, no longer a member", stored, permissions.User{Memberships: two, Active: "initech"}, nil, []any{}, nil, "initech"},
-		{"global roles still apply", stored, permissions.User{Memberships: two, Active: "initech"}, map[string]string{"custom:groups": "[Okta-Support]"}, []any{"support"}, nil, "initech"},
+		{"global roles still apply", stored, permissions.User{Memberships: two, Active: "initech"}, map[string]string{"custom:groups": "[Okta-Support]", "identities": `[{"providerName":"Okta","providerType":"SAML"}]`}, []any{"support"}, nil, "initech"},
 		{"from the attribute", byAttr, permissions.User{Memberships: two, Active: "acme"}, map[string]string{"custom:tenant_id": "globex"}, []any{"member"}, "globex", ""},
 		{"attribute names a tenant the user is not in", byAttr, permissions.User{Memberships: two}, map[string]string{"custom:tenant_id": "initech"}, []any{}, nil, "initech"},
 	}

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -21,42 +22,49 @@ type tokenOut struct {
 // meaning of its own; this is the last line of defence should one reach the
 // trigger some other way, and it records each thing it drops for the log
 // line. rolesOnly drops permission claims and scopes.
-func (h *Handler) tokens(res permissions.Result, machine, rolesOnly bool, st *stats) (id, access tokenOut) {
+func (h *Handler) tokens(res permissions.Result, machine, rolesOnly bool, dec *Decision) (id, access tokenOut) {
 	if !machine {
-		id = token(res.ID, permissions.IDToken, rolesOnly, st)
+		id = token(res.ID, permissions.IDToken, rolesOnly, dec)
 	}
-	access = token(res.Access, permissions.AccessToken, rolesOnly, st)
+	access = token(res.Access, permissions.AccessToken, rolesOnly, dec)
 	return id, access
 }
 
-func token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool, st *stats) tokenOut {
+func token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool, dec *Decision) tokenOut {
 	var out tokenOut
 	out.claims = c.Claims[:0:0]
+	suppress := c.ClaimsToSuppress
+	if len(c.Unset) > 0 {
+		suppress = append(slices.Clip(suppress), c.Unset...)
+	}
 	for _, cl := range c.Claims {
 		if rolesOnly && cl.DropFirst {
+			// Dropped for size: suppressed, so that nothing else passes
+			// for it under its name.
+			suppress = append(slices.Clip(suppress), cl.Name)
 			continue
 		}
 		if err := permissions.CheckAddClaim(cl.Name, tok); err != nil {
-			st.drop(tok.String() + " claim " + cl.Name)
+			dec.drop(tok.String() + " claim " + cl.Name)
 			continue
 		}
 		out.claims = append(out.claims, cl)
 	}
-	out.suppress = keep(c.ClaimsToSuppress, st, func(n string) bool { return permissions.CheckSuppressClaim(n, tok) == nil },
+	out.suppress = keep(suppress, dec, func(n string) bool { return permissions.CheckSuppressClaim(n, tok) == nil },
 		tok.String()+" claim to suppress ")
 	if !rolesOnly {
-		out.scopesToAdd = keep(c.ScopesToAdd, st, func(s string) bool {
+		out.scopesToAdd = keep(c.ScopesToAdd, dec, func(s string) bool {
 			_, cognito := permissions.CognitoScopes[s]
 			return permissions.ValidScope(s) && !cognito
 		}, "scope to add ")
 	}
-	out.scopesToSuppress = keep(c.ScopesToSuppress, st, permissions.ValidScope, "scope to suppress ")
+	out.scopesToSuppress = keep(c.ScopesToSuppress, dec, permissions.ValidScope, "scope to suppress ")
 	return out
 }
 
 // keep returns list without the entries ok refuses, recording each one.
 // It allocates only when something is dropped.
-func keep(list []string, st *stats, ok func(string) bool, what string) []string {
+func keep(list []string, dec *Decision, ok func(string) bool, what string) []string {
 	for i, s := range list {
 		if ok(s) {
 			continue
@@ -66,7 +74,7 @@ func keep(list []string, st *stats, ok func(string) bool, what string) []string 
 			if ok(s) {
 				out = append(out, s)
 			} else {
-				st.drop(what + strconv.Quote(s))
+				dec.drop(what + strconv.Quote(s))
 			}
 		}
 		return out

@@ -182,7 +182,7 @@ type modelView struct {
 	Permissions []string            `json:"permissions"`
 	Roles       []roleView          `json:"roles"`
 	Groups      map[string][]string `json:"groups"`
-	IdPGroups   map[string][]string `json:"idpGroups"`
+	IdPGroups   map[string][]string `json:"idpGroups"` // "<provider> <group>" -> roles
 	Defaults    []string            `json:"defaults"`
 	Machines    map[string][]string `json:"machines"`
 	Clients     []string            `json:"clients"`
@@ -197,7 +197,7 @@ func (s consoleSource) model(ctx context.Context) (modelView, error) {
 		return modelView{}, err
 	}
 	p := snap.Policy()
-	m := modelView{Version: snap.Version(), Groups: p.Groups, IdPGroups: p.IdPGroups.Roles, Defaults: p.Defaults.Roles,
+	m := modelView{Version: snap.Version(), Groups: p.Groups, IdPGroups: idpView(p.IdPGroups), Defaults: p.Defaults.Roles,
 		Machines: p.Machines, Clients: slices.Sorted(maps.Keys(p.Clients)), Tenancy: p.Tenancy.Active, Table: s.store != nil,
 		Budget: snap.Limits().MaxTokenBytes}
 	perms := map[string]bool{}
@@ -285,8 +285,9 @@ func (s consoleSource) who(ctx context.Context, perm string) ([]path, error) {
 		add("group "+g, p.Groups[g])
 	}
 	add("default roles (every signed-in user)", p.Defaults.Roles)
-	for _, g := range slices.Sorted(maps.Keys(p.IdPGroups.Roles)) {
-		add("IdP group "+g, p.IdPGroups.Roles[g])
+	idp := idpView(p.IdPGroups)
+	for _, g := range slices.Sorted(maps.Keys(idp)) {
+		add("IdP group "+g, idp[g])
 	}
 	for _, m := range slices.Sorted(maps.Keys(p.Machines)) {
 		add("machine client "+m, p.Machines[m])
@@ -372,4 +373,16 @@ func (s consoleSource) preview(ctx context.Context, r *http.Request) (any, error
 
 func nonEmpty(list []string) []string {
 	return slices.DeleteFunc(slices.Clone(list), func(s string) bool { return strings.TrimSpace(s) == "" })
+}
+
+// idpView flattens the identity-provider entries to "<provider> <group>" ->
+// roles, for the console.
+func idpView(list permissions.IdPGroups) map[string][]string {
+	out := map[string][]string{}
+	for _, g := range list {
+		for name, roles := range g.Roles {
+			out[g.Provider+" "+name] = roles
+		}
+	}
+	return out
 }

@@ -42,7 +42,8 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestValidate(t *testing.T) {
 	code, out, errOut := runCLI(t, "validate", "-f", examplePolicy)
-	if code != 0 || !strings.Contains(out, "valid (5 roles") || errOut != "" {
+	if code != 0 || !strings.Contains(out, "valid (5 roles") || errOut != "" ||
+		!strings.Contains(out, "trusted user attributes (leave each out of every app client's write attributes):\n  custom:tenant_id  claim tenant (client default, idToken)\n") {
 		t.Errorf("valid policy: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 

@@ -39,7 +39,26 @@ func (c *validateCmd) Run(e *env) error {
 	p := snap.Policy()
 	fmt.Fprintf(e.stdout, "%s: valid (%d roles, %d groups, %d default roles, %d machine clients, %d client profiles; version %s)\n",
 		c.File, len(p.Roles), len(p.Groups), len(p.Defaults.Roles), len(p.Machines), len(p.Clients), snap.Version())
+	printTrusted(e.stdout, p)
 	return nil
+}
+
+// printTrusted lists the user attributes the policy trusts: a user who can
+// write one can put any value into it, so each must be left out of every
+// app client's write attributes.
+func printTrusted(w io.Writer, p *permissions.Policy) {
+	trusted := permissions.TrustedAttributes(p)
+	if len(trusted) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "trusted user attributes (leave each out of every app client's write attributes):")
+	width := 0
+	for _, a := range trusted {
+		width = max(width, len(a.Name))
+	}
+	for _, a := range trusted {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, a.Name, a.Why)
+	}
 }
 
 // loadPolicy loads a policy for a command that reports it in one line.
@@ -150,6 +169,7 @@ type explainCmd struct {
 	Tenant            string            `placeholder:"T" help:"The token's active tenant (with --table and --user, one of the user's memberships; else one of --membership)."`
 	Membership        map[string]string `placeholder:"T=ROLE,ROLE" help:"A membership for the preview: the user's roles in tenant T; repeat for several."`
 	IdPGroup          []string          `name:"idp-group" placeholder:"G" help:"A group from the identity provider, as in the policy's idpGroups attribute; repeat for several."`
+	IdP               string            `name:"idp" placeholder:"PROVIDER" help:"The identity provider the user signs in through (the providerName in identities); with --idp-group, needed when the policy maps several."`
 }
 
 func (c *explainCmd) Run(e *env) error {
@@ -271,9 +291,19 @@ func (c *explainCmd) event(snap *permissions.Snapshot) *trigger.Event {
 	if name, ok := strings.CutPrefix(snap.Tenancy().Active, permissions.SourceAttribute); ok && c.Tenant != "" {
 		attrs[name] = c.Tenant
 	}
-	if attr := snap.IdPGroupsAttribute(); attr != "" && len(c.IdPGroup) > 0 {
-		b, _ := json.Marshal(c.IdPGroup)
-		attrs[attr] = string(b)
+	if c.IdP != "" {
+		id, _ := json.Marshal([]map[string]string{{"providerName": c.IdP, "userId": "explain", "primary": "true"}})
+		attrs[permissions.IdentitiesAttribute] = string(id)
+	}
+	for _, g := range snap.IdPGroups() {
+		if len(c.IdPGroup) > 0 && (g.Provider == c.IdP || c.IdP == "" && len(snap.IdPGroups()) == 1) {
+			if c.IdP == "" {
+				id, _ := json.Marshal([]map[string]string{{"providerName": g.Provider, "userId": "explain", "primary": "true"}})
+				attrs[permissions.IdentitiesAttribute] = string(id)
+			}
+			b, _ := json.Marshal(c.IdPGroup)
+			attrs[g.Attribute] = string(b)
+		}
 	}
 	ev.UserName = "explain"
 	ev.Request.UserAttributes = attrs

@@ -141,6 +141,15 @@ func TestLambdaMetrics(t *testing.T) {
 	}
 }
 
+// TestLambdaMetricsAtErrorLevel: at PRETOKEN_LOG_LEVEL=error an issued
+// token, whose line is info, still emits its metrics.
+func TestLambdaMetricsAtErrorLevel(t *testing.T) {
+	g := lambdatest.Start(t, lambdatest.Build(t, "."), map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml",
+		"PRETOKEN_TABLE": "", "AWS_LAMBDA_FUNCTION_NAME": "pretoken-emf", "PRETOKEN_LOG_LEVEL": "error"})
+	wantMetrics(t, "issued at level error", lastEMF(t, g, readFile(t, staffEvent)),
+		map[string]any{"FunctionName": "pretoken-emf", "Tokens": 1.0, "Outcome": "issued"})
+}
+
 func merge(a, b map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range a {

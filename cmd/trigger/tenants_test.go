@@ -79,6 +79,11 @@ func TestLambdaTenants(t *testing.T) {
 	if c["Query"] != 1 || len(c) != 1 {
 		t.Errorf("one token made %v DynamoDB requests for the user, want one Query", c)
 	}
+	for _, r := range proxy.Reads() {
+		if r.Op == "Query" && (r.Partition != "USER#"+sub || !r.Consistent) {
+			t.Errorf("the user read on the wire: %+v, want a strongly consistent Query of the user", r)
+		}
+	}
 
 	// The backend switches the user to globex; the client refreshes.
 	if err := store.SetActiveTenant(ctx, sub, "globex", "e2e"); err != nil {
@@ -88,13 +93,25 @@ func TestLambdaTenants(t *testing.T) {
 	if claims["tenant_id"] != "globex" || cmp.Diff([]any{"member"}, claims["app_roles"]) != "" {
 		t.Errorf("after the switch to globex: %v", claims)
 	}
-	// Removed from globex: its roles and claim are gone at the next token.
+	// Removed from globex: its roles and claim are gone at the next token,
+	// and so is the stored active tenant; acme, the only membership left,
+	// is the token's tenant.
 	if _, err := store.UnassignInTenant(ctx, sub, "globex", []string{"member"}, "e2e"); err != nil {
 		t.Fatal(err)
 	}
 	claims = tenantToken(t, f, sub, nil)
-	if _, ok := claims["tenant_id"]; ok || cmp.Diff([]any{}, claims["app_roles"]) != "" || cmp.Diff([]any{"acme"}, claims["tenants"]) != "" {
+	if claims["tenant_id"] != "acme" || cmp.Diff([]any{"member", "tenant-admin"}, claims["app_roles"]) != "" || cmp.Diff([]any{"acme"}, claims["tenants"]) != "" {
 		t.Errorf("removed from globex, still active there: %v", claims)
+	}
+	// Re-added to globex: a member again, not its active tenant again.
+	if _, err := store.AssignInTenant(ctx, sub, "globex", []string{"member"}, "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	if claims = tenantToken(t, f, sub, nil); claims["tenant_id"] != nil || cmp.Diff([]any{}, claims["app_roles"]) != "" {
+		t.Errorf("re-added to globex, active there again: %v", claims)
+	}
+	if _, err := store.UnassignInTenant(ctx, sub, "globex", []string{"member"}, "e2e"); err != nil {
+		t.Fatal(err)
 	}
 
 	// The active tenant from an attribute only the backend writes.
@@ -102,21 +119,22 @@ func TestLambdaTenants(t *testing.T) {
 	if _, err := store.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Under the stored tenancy acme, the only membership, is every token's
+	// tenant; under the attribute, a tenant the user left gives none. That
+	// tells when the new policy has reached the function.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		claims = tenantToken(t, f, sub, map[string]string{"custom:tenant_id": "acme"})
-		if claims["tenant_id"] == "acme" {
+		claims = tenantToken(t, f, sub, map[string]string{"custom:tenant_id": "globex"})
+		if claims["tenant_id"] == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("attribute tenancy did not reach tokens: %v", claims)
+			t.Fatalf("attribute tenancy did not reach tokens, or the attribute names a tenant the user left: %v", claims)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if diff := cmp.Diff([]any{"member", "tenant-admin"}, claims["app_roles"]); diff != "" {
-		t.Errorf("acme from the attribute (-want +got):\n%s", diff)
-	}
-	if claims = tenantToken(t, f, sub, map[string]string{"custom:tenant_id": "globex"}); claims["tenant_id"] != nil {
-		t.Errorf("the attribute names a tenant the user left: %v", claims)
+	claims = tenantToken(t, f, sub, map[string]string{"custom:tenant_id": "acme"})
+	if claims["tenant_id"] != "acme" || cmp.Diff([]any{"member", "tenant-admin"}, claims["app_roles"]) != "" {
+		t.Errorf("acme from the attribute: %v", claims)
 	}
 }

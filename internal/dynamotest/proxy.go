@@ -35,6 +35,7 @@ type Proxy struct {
 	mu       sync.Mutex
 	counts   map[string]int
 	actions  map[string]bool
+	reads    []Read
 	lose     map[string]int // operation -> answers still to lose
 	hold     map[string]*held
 	backend  *url.URL
@@ -92,6 +93,9 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 		p.counts[op]++
 		for _, a := range IAMActions(op, body) {
 			p.actions[a] = true
+		}
+		if r, ok := readOf(op, body); ok {
+			p.reads = append(p.reads, r)
 		}
 		lose := p.lose[op] > 0
 		if lose {
@@ -158,6 +162,56 @@ func IAMActions(op string, body []byte) []string {
 		return out
 	}
 	return []string{"dynamodb:" + op}
+}
+
+// Read is one read request as it went over the wire: its operation, the
+// partition key it reads (PK in a Key, or the :pk of a Query), and whether
+// it asked for a strongly consistent read. A BatchGetItem is consistent
+// when every table in it asks to be.
+type Read struct {
+	Op         string
+	Partition  string
+	Consistent bool
+}
+
+func readOf(op string, body []byte) (Read, bool) {
+	var in struct {
+		ConsistentRead            bool
+		Key                       map[string]map[string]any
+		ExpressionAttributeValues map[string]map[string]any
+		RequestItems              map[string]struct{ ConsistentRead bool }
+	}
+	switch op {
+	case "GetItem", "Query", "Scan", "BatchGetItem":
+	default:
+		return Read{}, false
+	}
+	if json.Unmarshal(body, &in) != nil {
+		return Read{Op: op}, true
+	}
+	r := Read{Op: op, Consistent: in.ConsistentRead}
+	if pk, ok := in.Key["PK"]["S"].(string); ok {
+		r.Partition = pk
+	} else if pk, ok := in.ExpressionAttributeValues[":pk"]["S"].(string); ok {
+		r.Partition = pk
+	}
+	if op == "BatchGetItem" {
+		r.Consistent = len(in.RequestItems) > 0
+		for _, t := range in.RequestItems {
+			r.Consistent = r.Consistent && t.ConsistentRead
+		}
+	}
+	return r, true
+}
+
+// Reads returns the read requests forwarded since the last call, in order,
+// and resets them.
+func (p *Proxy) Reads() []Read {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.reads
+	p.reads = nil
+	return r
 }
 
 // deliver sends the request to the backend on its own, without the

@@ -46,11 +46,12 @@ type userItem struct {
 
 // User returns everything the table holds about one user (direct roles,
 // memberships, the stored active tenant) with one request, however many
-// tenants the user belongs to. Reads are eventually consistent: a change
-// reaches the next token within a second or so.
+// tenants the user belongs to. The read is strongly consistent, so an
+// unassign counts at the very next token; it costs one read unit per 4 KB
+// instead of half of one.
 func (s *Store) User(ctx context.Context, sub string) (permissions.User, error) {
 	var u permissions.User
-	items, err := s.queryAll(ctx, s.partition(userPK+sub, false), 0)
+	items, err := s.queryAll(ctx, s.partition(userPK+sub, true), 0)
 	if err != nil {
 		return u, fmt.Errorf("read user: %w", err)
 	}
@@ -278,6 +279,8 @@ func (s *Store) writeUser(ctx context.Context, c userChange, u userItem, res Ass
 		item["TSK"] = &types.AttributeValueMemberS{Value: c.sub}
 	}
 	write := types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")}}
+	var active *types.TransactWriteItem // ending a membership: the active tenant, cleared or fenced
+	changes := []string{fmt.Sprintf("roles [%s] -> [%s]", strings.Join(res.Before, " "), strings.Join(res.After, " "))}
 	if u.Rev > 0 {
 		cond := aws.String("rev = :rev")
 		vals := map[string]types.AttributeValue{":rev": &types.AttributeValueMemberN{Value: strconv.FormatInt(u.Rev, 10)}}
@@ -285,15 +288,23 @@ func (s *Store) writeUser(ctx context.Context, c userChange, u userItem, res Ass
 		if c.tenant != "" && len(res.After) == 0 { // no roles left: no longer a member
 			write = types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: key(userPK+c.sub, userSK(c.tenant)),
 				ConditionExpression: cond, ExpressionAttributeValues: vals}}
+			if active, err = s.endActive(ctx, c); err != nil {
+				return false, err
+			}
+			if active.Delete != nil {
+				changes = append(changes, fmt.Sprintf("active tenant %q -> \"\"", c.tenant))
+			}
 		}
 	}
 	audit, err := s.auditPut(AuditRecord{Time: time.Now(), Actor: c.actor, Action: c.action, Target: c.target(),
-		OldVersion: strconv.FormatInt(u.Rev, 10), NewVersion: strconv.FormatInt(next.Rev, 10),
-		Changes: []string{fmt.Sprintf("roles [%s] -> [%s]", strings.Join(res.Before, " "), strings.Join(res.After, " "))}})
+		OldVersion: strconv.FormatInt(u.Rev, 10), NewVersion: strconv.FormatInt(next.Rev, 10), Changes: changes})
 	if err != nil {
 		return false, err
 	}
 	items := []types.TransactWriteItem{write, audit}
+	if active != nil {
+		items = append(items, *active)
+	}
 	if check != nil {
 		items = append(items, *check)
 	}
@@ -307,6 +318,27 @@ func (s *Store) writeUser(ctx context.Context, c userChange, u userItem, res Ass
 		return false, fmt.Errorf("write user roles: %w", err)
 	}
 	return true, nil
+}
+
+// endActive is the transaction item that goes with ending the user's
+// membership of c.tenant: when that tenant is the stored active one, its
+// deletion (so a later re-add does not make it active again by itself);
+// otherwise a check that it still is not, which fences a SetActiveTenant
+// landing in between (the transaction then fails and is retried).
+func (s *Store) endActive(ctx context.Context, c userChange) (*types.TransactWriteItem, error) {
+	cur, err := s.readUser(ctx, c.sub, activeSK)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{"#t": "tenant"}
+	vals := map[string]types.AttributeValue{":t": &types.AttributeValueMemberS{Value: c.tenant}}
+	k := key(userPK+c.sub, activeSK)
+	if cur.Tenant == c.tenant {
+		return &types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: k,
+			ConditionExpression: aws.String("#t = :t"), ExpressionAttributeNames: names, ExpressionAttributeValues: vals}}, nil
+	}
+	return &types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: k,
+		ConditionExpression: aws.String("attribute_not_exists(PK) OR #t <> :t"), ExpressionAttributeNames: names, ExpressionAttributeValues: vals}}, nil
 }
 
 // isTransactionConflict reports a transaction cancelled because another

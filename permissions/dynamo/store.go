@@ -15,7 +15,7 @@
 //	POLICY#<g>      CLIENT#<id>     {id, idToken, accessToken}
 //	POLICY#<g>      LIMITS          {maxTokenBytes, onOverflow}
 //	POLICY#<g>      TENANCY         {active}
-//	POLICY#<g>      IDPGROUPS       {attribute, roles}
+//	POLICY#<g>      IDP#<provider>  {provider, attribute, roles}: one identity provider's groups
 //	USER#<sub>      ROLES           {roles}: roles assigned to one user directly
 //	MIGRATION       <id> | LOCK     the migration ledger and its lock (package migrations)
 //
@@ -70,7 +70,11 @@ const (
 	kindClient   = "CLIENT#"
 	kindLimits   = "LIMITS"
 	kindTenancy  = "TENANCY"
-	kindIdP      = "IDPGROUPS"
+	kindIdP      = "IDP#"
+	// kindIdPLegacy is the one provider-less item of tables written
+	// before identity-provider groups named their provider. It still
+	// loads, as an entry without a provider, which validation refuses.
+	kindIdPLegacy = "IDPGROUPS"
 )
 
 // Errors.
@@ -416,8 +420,8 @@ func encodePolicy(p *permissions.Policy, gen string) ([]map[string]types.Attribu
 	if !p.Tenancy.IsZero() {
 		errs = append(errs, add(kindTenancy, p.Tenancy))
 	}
-	if !p.IdPGroups.IsZero() {
-		errs = append(errs, add(kindIdP, p.IdPGroups))
+	for _, g := range p.IdPGroups.Sorted() {
+		errs = append(errs, add(kindIdP+g.Provider, g))
 	}
 	return items, errors.Join(errs...)
 }
@@ -461,8 +465,16 @@ func decodePolicy(items []map[string]types.AttributeValue) (*permissions.Policy,
 			err = attributevalue.UnmarshalMapWithOptions(item, &p.Limits, yamlTagsDecode)
 		case sk == kindTenancy:
 			err = attributevalue.UnmarshalMapWithOptions(item, &p.Tenancy, yamlTagsDecode)
-		case sk == kindIdP:
-			err = attributevalue.UnmarshalMapWithOptions(item, &p.IdPGroups, yamlTagsDecode)
+		case strings.HasPrefix(sk, kindIdP):
+			var it permissions.IdPGroup
+			if err = attributevalue.UnmarshalMapWithOptions(item, &it, yamlTagsDecode); err == nil && sk != kindIdP+it.Provider {
+				err = fmt.Errorf("item names %q but its key is %q", it.Provider, sk)
+			}
+			p.IdPGroups = append(p.IdPGroups, it)
+		case sk == kindIdPLegacy:
+			var it permissions.IdPGroup
+			err = attributevalue.UnmarshalMapWithOptions(item, &it, yamlTagsDecode)
+			p.IdPGroups = append(p.IdPGroups, it)
 		default:
 			err = errors.New("unknown item kind")
 		}
@@ -470,6 +482,7 @@ func decodePolicy(items []map[string]types.AttributeValue) (*permissions.Policy,
 			return nil, fmt.Errorf("item %s: %w", sk, err)
 		}
 	}
+	p.IdPGroups = p.IdPGroups.Sorted()
 	return p, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pretoken/pretoken/internal/dynamotest"
 	"github.com/pretoken/pretoken/permissions"
 	"github.com/pretoken/pretoken/permissions/dynamo"
 )
@@ -119,5 +120,63 @@ func TestConcurrentAssignsInTwoTenantsLoseNothing(t *testing.T) {
 		if n := len(u.Memberships[tenant]); n != 10 {
 			t.Errorf("%s: %d roles after 10 concurrent assigns: %v", tenant, n, u.Memberships[tenant])
 		}
+	}
+}
+
+// TestEndingMembershipClearsActiveTenant: a member removed from the active
+// tenant and added back later is not made active there again by a stale
+// active-tenant item; ending another membership leaves the active one be.
+func TestEndingMembershipClearsActiveTenant(t *testing.T) {
+	s := tenantStore(t)
+	ctx := context.Background()
+	for _, tenant := range []string{"acme", "globex", "initech"} {
+		if _, err := s.AssignInTenant(ctx, "u-1", tenant, []string{"member"}, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetActiveTenant(ctx, "u-1", "globex", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UnassignInTenant(ctx, "u-1", "initech", []string{"member"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.User(ctx, "u-1"); err != nil || u.Active != "globex" {
+		t.Fatalf("after leaving another tenant: active %q, %v; want globex", u.Active, err)
+	}
+	if _, err := s.UnassignInTenant(ctx, "u-1", "globex", []string{"member"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.User(ctx, "u-1"); err != nil || u.Active != "" {
+		t.Fatalf("after leaving the active tenant: active %q, %v; want none", u.Active, err)
+	}
+	// Re-added: a member again, but not active until someone says so.
+	if _, err := s.AssignInTenant(ctx, "u-1", "globex", []string{"member"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.User(ctx, "u-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Active != "" || len(u.Memberships) != 2 {
+		t.Errorf("re-added member: active %q, memberships %v; want no active tenant", u.Active, u.Memberships)
+	}
+}
+
+// TestUserReadIsConsistent: the per-token user read asks DynamoDB for a
+// strongly consistent read, as recorded on the wire, so an unassign counts
+// at the next token.
+func TestUserReadIsConsistent(t *testing.T) {
+	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
+	client := dynamotest.NewClient(proxy.URL)
+	table := dynamotest.Table(t, client)
+	s := dynamo.New(client, table)
+	ctx := context.Background()
+	proxy.Reads()
+	if _, err := s.User(ctx, "u-1"); err != nil {
+		t.Fatal(err)
+	}
+	want := []dynamotest.Read{{Op: "Query", Partition: "USER#u-1", Consistent: true}}
+	if diff := cmp.Diff(want, proxy.Reads()); diff != "" {
+		t.Errorf("reads on the wire (-want +got):\n%s", diff)
 	}
 }
