@@ -31,6 +31,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -50,6 +51,12 @@ func main() {
 		os.Exit(1)
 	}
 	a.log = log
+	// Fetch the keys at init, so the first request does not wait for them.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := a.v.Prefetch(ctx); err != nil {
+		log.Warn().Str("error", err.Error()).Msg("JWKS prefetch failed; requests will fetch again")
+	}
+	cancel()
 	lambda.StartHandlerFunc(a.Invoke)
 }
 
