@@ -235,4 +235,3 @@ func TestLongKidTruncated(t *testing.T) {
 		t.Errorf("error of %d bytes", len(err.Error()))
 	}
 }
-
