@@ -169,7 +169,10 @@ func TestRequire(t *testing.T) {
 		code       int
 		challenge  string
 	}{
-		{"no token", "", 401, `Bearer error="invalid_token"`},
+		{"no token", "", 401, `Bearer`},
+		{"another scheme", "Basic dXNlcjpwYXNz", 401, `Bearer`},
+		{"lower-case scheme", "bearer " + p.Sign(t, "k1", nil), 200, ""},
+		{"upper-case scheme", "BEARER " + p.Sign(t, "k1", nil), 200, ""},
 		{"bad token", "Bearer x.y.z", 401, `Bearer error="invalid_token"`},
 		{"missing permission", "Bearer " + p.Sign(t, "k1", map[string]any{"scope": "openid"}), 403, `Bearer error="insufficient_scope", scope="orders-api/orders:read"`},
 		{"allowed", "Bearer " + p.Sign(t, "k1", nil), 200, ""},
@@ -180,7 +183,8 @@ func TestRequire(t *testing.T) {
 			req.Header.Set("Authorization", c.auth)
 		}
 		h.ServeHTTP(rec, req)
-		if rec.Code != c.code || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), c.challenge) {
+		got := rec.Header().Get("WWW-Authenticate")
+		if rec.Code != c.code || !strings.HasPrefix(got, c.challenge) || c.challenge == "Bearer" && got != "Bearer" {
 			t.Errorf("%s: %d %q", c.name, rec.Code, rec.Header().Get("WWW-Authenticate"))
 		}
 		if c.code == 200 && rec.Body.String() != "hello sub-1" {
