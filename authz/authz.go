@@ -78,10 +78,17 @@ type Claims struct {
 // profile for clientID (or its default profile), so the API and the trigger
 // cannot disagree. A claim of the ID token and of the access token with the
 // same source must then have the same name; ClaimsFromPolicy says so if not.
+// The tenant claim is one with the source tenant, or, when the policy's
+// tenancy.active is an attribute, one copied from that attribute.
 func ClaimsFromPolicy(p *permissions.Policy, clientID string) (Claims, error) {
 	prof, ok := p.Clients[clientID]
 	if !ok {
 		prof = p.Clients[permissions.DefaultProfile]
+	}
+	// With tenancy.active: attribute:X, a claim copied from X is the tenant.
+	tenantAttr := permissions.SourceTenant
+	if strings.HasPrefix(p.Tenancy.Active, permissions.SourceAttribute) {
+		tenantAttr = p.Tenancy.Active
 	}
 	var c Claims
 	set := func(dst *string, name, token string) error {
@@ -102,7 +109,7 @@ func ClaimsFromPolicy(p *permissions.Policy, clientID string) (Claims, error) {
 				err = set(&c.Permissions, name, t.name)
 			case permissions.SourceRoles:
 				err = set(&c.Roles, name, t.name)
-			case permissions.SourceTenant:
+			case permissions.SourceTenant, tenantAttr:
 				err = set(&c.Tenant, name, t.name)
 			}
 			if err != nil {

@@ -224,6 +224,11 @@ func TestClaimsFromPolicy(t *testing.T) {
 	if c.ScopePrefix != "orders-api/" || c.Roles != "app_roles" {
 		t.Errorf("default profile: %+v", c)
 	}
+	// With tenancy.active: attribute:X, a claim copied from X is the tenant.
+	p.Tenancy.Active = "attribute:custom:tenant_id"
+	if c, err := ClaimsFromPolicy(p, "some-other-client"); err != nil || c.Tenant != "tenant" {
+		t.Errorf("tenant from the tenancy attribute: %+v, %v", c, err)
+	}
 	p.Clients[permissions.DefaultProfile].AccessToken.Claims["roles_too"] = "roles"
 	if _, err := ClaimsFromPolicy(p, "some-other-client"); err == nil {
 		t.Error("two names for the roles claim accepted")

@@ -320,3 +320,60 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestExampleConfig runs examples/authorizer.yaml with the example
+// policies, as make build bundles them: access tokens only, a client's
+// allow: list holds, and the tenant route allows a member of that tenant
+// (examples/tenants.yaml) and no one else.
+func TestExampleConfig(t *testing.T) {
+	pool := pooltest.New(t, "k1")
+	t.Setenv("POOL_ISSUER", pool.Issuer())
+	t.Setenv("WEB_CLIENT_ID", "web")
+	bundle := func(policy string) *authorizer {
+		dir := t.TempDir()
+		for src, dst := range map[string]string{"../../examples/authorizer.yaml": "authorizer.yaml", "../../examples/" + policy: "policy.yaml"} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, dst), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, err := load(filepath.Join(dir, "authorizer.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	// Tokens as the trigger writes them for the web client (V2_0).
+	member := pool.Sign(t, "k1", map[string]any{"tenant_id": "acme", "scope": "openid orders-api/orders:read"})
+	idToken := pool.Sign(t, "k1", map[string]any{"token_use": "id", "aud": "web", "client_id": nil, "scope": nil,
+		"app_permissions": []any{"orders:read", "users:manage"}, "tenant_id": "acme"})
+	for _, c := range []struct {
+		policy, token, file, method, path, template string
+		allowed                                     bool
+	}{
+		{"tenants.yaml", member, "rest-request.json", "GET", "/tenants/acme/orders", "/tenants/{tenant}/orders", true},
+		{"tenants.yaml", member, "http-api-v2.json", "GET", "/tenants/acme/orders", "/tenants/{tenant}/orders", true},
+		{"tenants.yaml", member, "rest-token.json", "GET", "/tenants/acme/orders", "/tenants/{tenant}/orders", true},
+		{"tenants.yaml", member, "rest-request.json", "GET", "/tenants/globex/orders", "/tenants/{tenant}/orders", false},
+		{"tenants.yaml", member, "rest-token.json", "GET", "/tenants/globex/orders", "/tenants/{tenant}/orders", false},
+		{"tenants.yaml", member, "http-api-v2.json", "GET", "/orders", "/orders", true},
+		{"tenants.yaml", idToken, "http-api-v2.json", "GET", "/tenants/acme/orders", "/tenants/{tenant}/orders", false},
+		{"policy.yaml", member, "http-api-v2.json", "GET", "/orders", "/orders", true},
+		{"policy.yaml", idToken, "http-api-v2.json", "GET", "/users", "/users", false}, // an ID token passes no allow: list
+		{"policy.yaml", member, "http-api-v2.json", "GET", "/users", "/users", false},
+	} {
+		a := bundle(c.policy)
+		out, err := a.Invoke(t.Context(), json.RawMessage(sampleEvent(t, c.file, c.token, c.method, c.path, c.template)))
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		b, _ := json.Marshal(out)
+		if d := decide(t, b, msg); d.allowed != c.allowed {
+			t.Errorf("%s, %s %s %s: allowed %v, want %v", c.policy, c.file, c.method, c.path, d.allowed, c.allowed)
+		}
+	}
+}
