@@ -45,19 +45,29 @@ import (
 
 func main() {
 	log := zerolog.New(os.Stdout).With().Timestamp().Logger()
-	a, err := load(os.Getenv("PRETOKEN_AUTHORIZER_CONFIG"))
+	a, err := start(os.Getenv("PRETOKEN_AUTHORIZER_CONFIG"), log)
 	if err != nil {
 		log.Error().Str("error", err.Error()).Msg("authorizer cannot start")
 		os.Exit(1)
 	}
+	lambda.StartHandlerFunc(a.Invoke)
+}
+
+// start is the authorizer's init: load the config, then fetch the keys,
+// so the first request does not wait for them. A failed fetch is logged;
+// requests fetch again.
+func start(path string, log zerolog.Logger) (*authorizer, error) {
+	a, err := load(path)
+	if err != nil {
+		return nil, err
+	}
 	a.log = log
-	// Fetch the keys at init, so the first request does not wait for them.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
 	if err := a.v.Prefetch(ctx); err != nil {
 		log.Warn().Str("error", err.Error()).Msg("JWKS prefetch failed; requests will fetch again")
 	}
-	cancel()
-	lambda.StartHandlerFunc(a.Invoke)
+	return a, nil
 }
 
 // config is the authorizer's file.

@@ -377,3 +377,21 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefetchAtInit: the keys are fetched at init, and the first request
+// fetches nothing.
+func TestPrefetchAtInit(t *testing.T) {
+	pool := pooltest.New(t, "k1")
+	a, err := start(setup(t, pool), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pool.Fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches at init, want 1", n)
+	}
+	out, err := a.Invoke(t.Context(), json.RawMessage(sampleEvent(t, "http-api-v2.json", pool.Sign(t, "k1", nil), "GET", "/orders", "/orders")))
+	b, _ := json.Marshal(out)
+	if err != nil || !decide(t, b, "").allowed || pool.Fetches.Load() != 1 {
+		t.Errorf("first request: %s, %v, %d fetches", b, err, pool.Fetches.Load())
+	}
+}
