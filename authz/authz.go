@@ -48,7 +48,9 @@ type Config struct {
 	ClientIDs []string
 	// TokenUse is access, id or any (the default: access).
 	TokenUse TokenUse
-	// ClockSkew is the leeway for exp, nbf and iat; default 1 minute.
+	// ClockSkew is the leeway for exp and nbf: none by default, as
+	// aws-jwt-verify's graceSeconds. An iat up to a minute (plus ClockSkew)
+	// ahead of the clock is accepted, since Cognito's clock and ours differ.
 	ClockSkew time.Duration
 	// Claims says where permissions, roles and the tenant are; see
 	// ClaimsFromPolicy to take them from a client profile.
@@ -166,8 +168,8 @@ func New(cfg Config) (*Verifier, error) {
 	default:
 		return nil, fmt.Errorf("authz: token use %q: want access, id or any", cfg.TokenUse)
 	}
-	if cfg.ClockSkew == 0 {
-		cfg.ClockSkew = time.Minute
+	if cfg.ClockSkew < 0 {
+		return nil, errors.New("authz: ClockSkew is negative")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -193,7 +195,7 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	issuer = strings.TrimSuffix(issuer, "/")
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithLeeway(cfg.ClockSkew), jwt.WithTimeFunc(cfg.Now))
+		jwt.WithLeeway(cfg.ClockSkew), jwt.WithTimeFunc(cfg.Now))
 	return &Verifier{cfg: cfg, issuer: issuer, keys: newKeySet(issuer+"/.well-known/jwks.json", &client, cfg.Now), parser: parser}, nil
 }
 
@@ -225,6 +227,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 		return nil, err
 	}
 	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	if err := v.checkTypes(claims); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	str := func(name string) (string, bool) {
@@ -274,6 +279,30 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 		p.Scopes = strings.Split(scope, " ")
 	}
 	return p, nil
+}
+
+// checkTypes refuses what aws-jwt-verify refuses beyond the signature,
+// issuer and times golang-jwt checks: a non-numeric iat or one from the
+// future, an aud that is not one string (in either token), a scope or jti
+// that is not a string.
+func (v *Verifier) checkTypes(claims jwt.MapClaims) error {
+	if iat, ok := claims["iat"]; ok {
+		f, ok := iat.(float64)
+		if !ok {
+			return errors.New("iat is not a number")
+		}
+		if time.Unix(int64(f), 0).After(v.cfg.Now().Add(time.Minute + v.cfg.ClockSkew)) {
+			return errors.New("token used before issued")
+		}
+	}
+	for _, name := range []string{"aud", "scope", "jti"} {
+		if x, ok := claims[name]; ok {
+			if _, ok := x.(string); !ok {
+				return fmt.Errorf("%s is not a string", name)
+			}
+		}
+	}
+	return nil
 }
 
 // Principal is who a verified token is for, and what it holds.

@@ -67,6 +67,11 @@ func TestAsStrictAsAWSJWTVerify(t *testing.T) {
 		claims map[string]any
 	}{
 		{"exp as a string", Access, head, with(base, "exp", "9999999999")},
+		{"expired a second ago (aws-jwt-verify has no grace by default)", Access, head, with(base, "exp", time.Now().Unix()-1)},
+		{"not before a second from now", Access, head, with(base, "nbf", time.Now().Unix()+2)},
+		{"access token with an aud array", Access, head, with(base, "aud", []any{"web"})},
+		{"scope an array", Access, head, with(base, "scope", []any{"orders-api/orders:read"})},
+		{"jti a number", Access, head, with(base, "jti", 1)},
 		{"nbf as a string", Access, head, with(base, "nbf", "1")},
 		{"iat as a string", Access, head, with(base, "iat", "1")},
 		{"ID token aud an array with the client", ID, head, with(idBase, "aud", []any{"web", "other"})},
