@@ -226,8 +226,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	if errors.Is(err, ErrNoKey) {
 		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	if err != nil { // golang-jwt's message may quote the header (alg): bound it
+		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, truncateN(err.Error(), 200))
 	}
 	if err := v.checkTypes(claims); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -215,10 +216,11 @@ func parseJWK(raw json.RawMessage) (string, *rsa.PublicKey, error) {
 }
 
 // truncate bounds a value an attacker sent before it goes into an error.
-func truncate(s string) string {
-	const max = 64
-	if len(s) <= max {
+func truncate(s string) string { return truncateN(s, 64) }
+
+func truncateN(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	return s[:max] + "…"
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
