@@ -4,14 +4,16 @@
 // (scopes or arrays in V2_0/V3_0 tokens, space-separated strings in V1_0 ID
 // tokens). It serves Go services (Verifier, Require) and cmd/authorizer.
 //
-// Token parsing and the signature check are golang-jwt's, the JWKS
-// go-jose's; this package decides what a Cognito token must look like:
-// RS256 only, the pool's issuer, the token use, the app client (client_id
-// in access tokens, aud in ID tokens), the times.
+// It decides what a Cognito token must look like, at least as strictly as
+// aws-jwt-verify: RS256 only, the pool's issuer, the token use, the app
+// client (client_id in access tokens, aud in ID tokens), the times. The
+// signature check is crypto/rsa's, JSON is read with exact names by
+// go-jose's JWK parser and go-json-experiment/json (claims.go).
 package authz
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,9 +21,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
-
-	jwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/pretoken/pretoken/internal/loopback"
 	"github.com/pretoken/pretoken/permissions"
@@ -135,7 +136,6 @@ type Verifier struct {
 	cfg    Config
 	issuer string
 	keys   *keySet
-	parser *jwt.Parser
 }
 
 // New returns a Verifier for cfg. It fetches nothing until the first token
@@ -194,9 +194,7 @@ func New(cfg Config) (*Verifier, error) {
 		return nil
 	}
 	issuer = strings.TrimSuffix(issuer, "/")
-	parser := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithExpirationRequired(),
-		jwt.WithLeeway(cfg.ClockSkew), jwt.WithTimeFunc(cfg.Now))
-	return &Verifier{cfg: cfg, issuer: issuer, keys: newKeySet(issuer+"/.well-known/jwks.json", &client, cfg.Now), parser: parser}, nil
+	return &Verifier{cfg: cfg, issuer: issuer, keys: newKeySet(issuer+"/.well-known/jwks.json", &client, cfg.Now)}, nil
 }
 
 // Prefetch fetches the pool's keys now, so that the first request does
@@ -212,39 +210,20 @@ func (v *Verifier) Prefetch(ctx context.Context) error { return v.keys.prefetch(
 // header, numeric exp, nbf and iat, claims read by their exact names, and
 // an ID token's aud a single string.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error) {
-	claims := jwt.MapClaims{} // a map: claim names match exactly, times must be numbers
-	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		if _, ok := t.Header["crit"]; ok {
-			return nil, errors.New("crit header: no extension is understood (RFC 7515 4.1.11)")
-		}
-		kid, ok := t.Header["kid"].(string)
-		if !ok {
-			return nil, errors.New("kid is missing or not a string")
-		}
-		return v.keys.get(ctx, kid)
-	})
+	claims, err := verifyJWS(token, func(kid string) (*rsa.PublicKey, error) { return v.keys.get(ctx, kid) })
 	if errors.Is(err, ErrNoKey) {
 		return nil, err
 	}
-	if err != nil { // golang-jwt's message may quote the header (alg): bound it
-		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, truncateN(err.Error(), 200))
+	if err == nil {
+		err = checkClaims(claims, v.issuer, v.cfg.Now(), v.cfg.ClockSkew)
 	}
-	if err := v.checkTypes(claims); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	str := func(name string) (string, bool) {
-		switch x := claims[name].(type) {
-		case string:
-			return x, true
-		case nil:
-			return "", true
-		}
-		return "", false
-	}
-	tokenUse, ok1 := str("token_use")
-	sub, ok2 := str("sub")
-	username, ok3 := str("username")
-	cogUser, ok4 := str("cognito:username")
+	tokenUse, ok1 := claims.str("token_use")
+	sub, ok2 := claims.str("sub")
+	username, ok3 := claims.str("username")
+	cogUser, ok4 := claims.str("cognito:username")
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return nil, fmt.Errorf("%w: token_use, sub and username must be strings", ErrInvalidToken)
 	}
@@ -255,54 +234,29 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	case v.cfg.TokenUse != Any && use != v.cfg.TokenUse:
 		return nil, fmt.Errorf("%w: an %s token where an %s token is required", ErrInvalidToken, use, v.cfg.TokenUse)
 	}
-	var client string
+	clientClaim := "client_id"
 	if use == ID { // ID tokens name the client in aud, one string; access tokens have no aud
-		client, ok1 = claims["aud"].(string)
-	} else {
-		client, ok1 = claims["client_id"].(string)
+		clientClaim = "aud"
 	}
-	if !ok1 || !slices.Contains(v.cfg.ClientIDs, client) {
+	client, ok := claims.str(clientClaim)
+	if !ok || !slices.Contains(v.cfg.ClientIDs, client) {
 		return nil, fmt.Errorf("%w: issued to another app client", ErrInvalidToken)
 	}
-	p := &Principal{Sub: sub, Username: username, ClientID: client, TokenUse: use, names: v.cfg.Claims, claims: claims}
+	p := &Principal{Sub: sub, Username: username, ClientID: client, TokenUse: use, names: v.cfg.Claims, raw: claims}
 	if p.Username == "" {
 		p.Username = cogUser
 	}
-	if groups, ok := claims["cognito:groups"].([]any); ok {
+	if groups, ok := claims.value("cognito:groups").([]any); ok {
 		for _, g := range groups {
 			if s, ok := g.(string); ok {
 				p.Groups = append(p.Groups, s)
 			}
 		}
 	}
-	if scope, ok := claims["scope"].(string); ok && use == Access {
+	if scope, _ := claims.str("scope"); scope != "" && use == Access {
 		p.Scopes = strings.Split(scope, " ")
 	}
 	return p, nil
-}
-
-// checkTypes refuses what aws-jwt-verify refuses beyond the signature,
-// issuer and times golang-jwt checks: a non-numeric iat or one from the
-// future, an aud that is not one string (in either token), a scope or jti
-// that is not a string.
-func (v *Verifier) checkTypes(claims jwt.MapClaims) error {
-	if iat, ok := claims["iat"]; ok {
-		f, ok := iat.(float64)
-		if !ok {
-			return errors.New("iat is not a number")
-		}
-		if time.Unix(int64(f), 0).After(v.cfg.Now().Add(time.Minute + v.cfg.ClockSkew)) {
-			return errors.New("token used before issued")
-		}
-	}
-	for _, name := range []string{"aud", "scope", "jti"} {
-		if x, ok := claims[name]; ok {
-			if _, ok := x.(string); !ok {
-				return fmt.Errorf("%s is not a string", name)
-			}
-		}
-	}
-	return nil
 }
 
 // Principal is who a verified token is for, and what it holds.
@@ -311,21 +265,40 @@ type Principal struct {
 	TokenUse                TokenUse
 	Scopes, Groups          []string
 	names                   Claims
+	raw                     claimSet // a verified token's claims, undecoded
+	once                    sync.Once
 	claims                  map[string]any
 	// flattened: the claims came from API Gateway's JWT authorizer, which
 	// writes a JSON array as "[a b]".
 	flattened bool
 }
 
-// Claims returns every claim of the token.
-func (p *Principal) Claims() map[string]any { return p.claims }
+// Claims returns every claim of the token (decoded on first use: a check
+// by scope needs none of them).
+func (p *Principal) Claims() map[string]any {
+	p.once.Do(func() {
+		p.claims = make(map[string]any, len(p.raw))
+		for name := range p.raw {
+			p.claims[name] = p.raw.value(name)
+		}
+	})
+	return p.claims
+}
+
+// claim is one claim, decoded.
+func (p *Principal) claim(name string) any {
+	if p.raw != nil {
+		return p.raw.value(name)
+	}
+	return p.Claims()[name]
+}
 
 // Tenant is the token's tenant claim (Claims.Tenant), or "".
 func (p *Principal) Tenant() string {
 	if p.names.Tenant == "" {
 		return ""
 	}
-	t, _ := p.Claims()[p.names.Tenant].(string)
+	t, _ := p.claim(p.names.Tenant).(string)
 	return t
 }
 
@@ -352,7 +325,7 @@ func (p *Principal) HasRole(r string) bool {
 // parsed exactly so; behind API Gateway's JWT authorizer an array arrives
 // as "[a b]".
 func (p *Principal) listClaimHas(name, want string) bool {
-	switch x := p.claims[name].(type) {
+	switch x := p.claim(name).(type) {
 	case []any:
 		for _, e := range x {
 			if s, ok := e.(string); ok && s == want {
@@ -391,10 +364,11 @@ func FromVerifiedClaims(claims map[string]string, scopes []string, names Claims)
 	if p.Username == "" {
 		p.Username = claims["cognito:username"]
 	}
-	p.claims = make(map[string]any, len(claims))
+	m := make(map[string]any, len(claims))
 	for k, v := range claims {
-		p.claims[k] = v
+		m[k] = v
 	}
+	p.once.Do(func() { p.claims = m })
 	p.flattened = true
 	return p
 }

@@ -242,3 +242,32 @@ func TestLongKidTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedJWS: duplicate names, padding, a fourth part.
+func TestMalformedJWS(t *testing.T) {
+	p := pooltest.New(t, "k1")
+	sign := func(header, payload string) string {
+		in := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+		sum := sha256.Sum256([]byte(in))
+		sig, _ := rsa.SignPKCS1v15(rand.Reader, p.Keys["k1"], crypto.SHA256, sum[:])
+		return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
+	c, _ := json.Marshal(baseClaims(p))
+	body := string(c)
+	good := sign(`{"alg":"RS256","kid":"k1"}`, body)
+	v := verifier(t, p, Access, nil)
+	if _, err := v.Verify(context.Background(), good); err != nil {
+		t.Fatalf("the well-formed token: %v", err)
+	}
+	for name, tok := range map[string]string{
+		"duplicate client_id": sign(`{"alg":"RS256","kid":"k1"}`, strings.TrimSuffix(body, "}")+`,"client_id":"web"}`),
+		"duplicate kid":       sign(`{"alg":"RS256","kid":"k1","kid":"k1"}`, body),
+		"padding":             good + "=",
+		"a fourth part":       good + ".e30",
+		"alg in another case": sign(`{"ALG":"RS256","kid":"k1"}`, body),
+	} {
+		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
