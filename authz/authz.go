@@ -133,9 +133,10 @@ var (
 // Verifier verifies the tokens of one user pool. It is safe for concurrent
 // use; keys are cached as aws-jwt-verify caches them (jwks.go).
 type Verifier struct {
-	cfg    Config
-	issuer string
-	keys   *keySet
+	cfg     Config
+	issuer  string
+	keys    *keySet
+	headers sync.Map // base64url JWS header -> its kid, once a signature vouched for it
 }
 
 // New returns a Verifier for cfg. It fetches nothing until the first token
@@ -210,7 +211,7 @@ func (v *Verifier) Prefetch(ctx context.Context) error { return v.keys.prefetch(
 // header, numeric exp, nbf and iat, claims read by their exact names, and
 // an ID token's aud a single string.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error) {
-	claims, err := verifyJWS(token, func(kid string) (*rsa.PublicKey, error) { return v.keys.get(ctx, kid) })
+	claims, err := verifyJWS(token, &v.headers, func(kid string) (*rsa.PublicKey, error) { return v.keys.get(ctx, kid) })
 	if errors.Is(err, ErrNoKey) {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -59,6 +60,11 @@ func (c claimSet) str(name string) (string, bool) {
 	if v.Kind() != '"' {
 		return "", false
 	}
+	// The parse has validated the value (UTF-8 included): without an
+	// escape, the string is what lies between the quotes.
+	if len(v) >= 2 && !strings.ContainsRune(string(v[1:len(v)-1]), '\\') {
+		return string(v[1 : len(v)-1]), true
+	}
 	var s string
 	if err := jsonv2.Unmarshal(v, &s); err != nil {
 		return "", false
@@ -84,30 +90,24 @@ var b64 = base64.RawURLEncoding.Strict()
 // verifyJWS checks a compact JWS as Cognito signs it: three base64url
 // parts without padding, a header with alg RS256, a string kid and no
 // crit, and an RS256 signature by the key that key returns for the kid.
-// Only then is the payload parsed.
-func verifyJWS(token string, key func(kid string) (*rsa.PublicKey, error)) (claimSet, error) {
+// Only then is the payload parsed. headers remembers the kid of each
+// header that has carried a valid signature (a pool signs with a few
+// keys, so a few headers), which saves parsing it again; a header no
+// signature vouched for is never remembered.
+func verifyJWS(token string, headers *sync.Map, key func(kid string) (*rsa.PublicKey, error)) (claimSet, error) {
 	h, rest, ok1 := strings.Cut(token, ".")
 	p, s, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(s, ".") {
 		return nil, errors.New("not a JWS in compact form")
 	}
-	hb, err := b64.DecodeString(h)
-	if err != nil {
-		return nil, errors.New("header is not base64url")
-	}
-	header, err := parseSet(hb)
-	if err != nil {
-		return nil, errors.New("header is not a JSON object")
-	}
-	if alg, _ := header.str("alg"); alg != "RS256" {
-		return nil, fmt.Errorf("alg %q: only RS256 is accepted", truncate(alg))
-	}
-	if _, ok := header["crit"]; ok {
-		return nil, errors.New("crit header: no extension is understood (RFC 7515 4.1.11)")
-	}
-	kid, ok := header.str("kid")
-	if _, present := header["kid"]; !ok || !present {
-		return nil, errors.New("kid is missing or not a string")
+	kid, known := "", false
+	if v, ok := headers.Load(h); ok {
+		kid, known = v.(string), true
+	} else {
+		var err error
+		if kid, err = parseHeader(h); err != nil {
+			return nil, err
+		}
 	}
 	pub, err := key(kid)
 	if err != nil {
@@ -121,6 +121,9 @@ func verifyJWS(token string, key func(kid string) (*rsa.PublicKey, error)) (clai
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
 		return nil, errors.New("signature is invalid")
 	}
+	if !known {
+		headers.Store(h, kid)
+	}
 	pb, err := b64.DecodeString(p)
 	if err != nil {
 		return nil, errors.New("payload is not base64url")
@@ -130,6 +133,29 @@ func verifyJWS(token string, key func(kid string) (*rsa.PublicKey, error)) (clai
 		return nil, fmt.Errorf("payload is not a JSON object without duplicate names")
 	}
 	return claims, nil
+}
+
+// parseHeader checks a JWS header and returns its kid.
+func parseHeader(h string) (string, error) {
+	hb, err := b64.DecodeString(h)
+	if err != nil {
+		return "", errors.New("header is not base64url")
+	}
+	header, err := parseSet(hb)
+	if err != nil {
+		return "", errors.New("header is not a JSON object without duplicate names")
+	}
+	if alg, _ := header.str("alg"); alg != "RS256" {
+		return "", fmt.Errorf("alg %q: only RS256 is accepted", truncate(alg))
+	}
+	if _, ok := header["crit"]; ok {
+		return "", errors.New("crit header: no extension is understood (RFC 7515 4.1.11)")
+	}
+	kid, ok := header.str("kid")
+	if _, present := header["kid"]; !ok || !present {
+		return "", errors.New("kid is missing or not a string")
+	}
+	return kid, nil
 }
 
 // checkClaims checks the registered claims as aws-jwt-verify does, and

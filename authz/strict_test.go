@@ -114,6 +114,16 @@ func TestExactClaimNames(t *testing.T) {
 	}
 }
 
+// TestEscapedStrings: a claim with JSON escapes reads as its text.
+func TestEscapedStrings(t *testing.T) {
+	p := pooltest.New(t, "k1")
+	want := "<ma\"ria&>\u00e9"
+	pr, err := verifier(t, p, Access, nil).Verify(context.Background(), p.Sign(t, "k1", map[string]any{"username": want}))
+	if err != nil || pr.Username != want {
+		t.Errorf("username %q, %v; want %q", pr.Username, err, want)
+	}
+}
+
 // TestV1Strings: a V1_0 list is one string joined by single spaces, read
 // exactly so.
 func TestV1Strings(t *testing.T) {
