@@ -395,3 +395,41 @@ func TestPrefetchAtInit(t *testing.T) {
 		t.Errorf("first request: %s, %v, %d fetches", b, err, pool.Fetches.Load())
 	}
 }
+
+// TestRouteOrderAcrossColdStarts starts the authorizer under the Lambda
+// runtime emulator several times with overlapping routes: each cold start
+// has its own map order, and the narrowest route decides every time.
+func TestRouteOrderAcrossColdStarts(t *testing.T) {
+	pool := pooltest.New(t, "k1")
+	path := writeConfig(t, "issuer: "+pool.Issuer()+`
+clients: [web]
+claims: {permissions: app_permissions, roles: app_roles}
+routes:
+  "ANY /{a}/{b}":           {role: admin}
+  "ANY /orders/{id}":       {role: admin}
+  "GET /orders/{id}":       {role: admin}
+  "GET /orders/mine":       {permission: "orders:read"}
+  "DELETE /orders/{id}":    {permission: "orders:read"}
+`)
+	reader := pool.Sign(t, "k1", map[string]any{"app_permissions": []string{"orders:read"}, "app_roles": []string{"viewer"}})
+	bin := lambdatest.Build(t, ".")
+	for range 3 {
+		f := lambdatest.StartIsolated(t, bin, map[string]string{"PRETOKEN_AUTHORIZER_CONFIG": path})
+		for _, c := range []struct {
+			method, path string
+			allowed      bool
+		}{
+			{"GET", "/orders/mine", true},   // the literal route
+			{"DELETE", "/orders/o-1", true}, // the method's own route
+			{"GET", "/orders/o-1", false},   // GET /orders/{id}: admin only
+			{"POST", "/orders/mine", false}, // ANY /orders/{id}: admin only
+			{"GET", "/users/u-1", false},    // ANY /{a}/{b}: admin only
+		} {
+			got := f.Invoke(t, eventWith(t, "rest-token.json", reader, c.method, c.path, "", "{}"))
+			if d := decide(t, got.Body, got.ErrorMessage); d.allowed != c.allowed {
+				t.Errorf("%s %s: allowed %v, want %v", c.method, c.path, d.allowed, c.allowed)
+			}
+		}
+		f.Stop()
+	}
+}
