@@ -4,14 +4,16 @@
 // (scopes or arrays in V2_0/V3_0 tokens, space-separated strings in V1_0 ID
 // tokens). It serves Go services (Verifier, Require) and cmd/authorizer.
 //
-// Token parsing and the signature check are golang-jwt's, the JWKS
-// go-jose's; this package decides what a Cognito token must look like:
-// RS256 only, the pool's issuer, the token use, the app client (client_id
-// in access tokens, aud in ID tokens), the times.
+// It decides what a Cognito token must look like, at least as strictly as
+// aws-jwt-verify: RS256 only, the pool's issuer, the token use, the app
+// client (client_id in access tokens, aud in ID tokens), the times. The
+// signature check is crypto/rsa's, JSON is read with exact names by
+// go-jose's JWK parser and go-json-experiment/json (claims.go).
 package authz
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +23,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	jwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/pretoken/pretoken/internal/loopback"
 	"github.com/pretoken/pretoken/permissions"
@@ -49,13 +49,16 @@ type Config struct {
 	ClientIDs []string
 	// TokenUse is access, id or any (the default: access).
 	TokenUse TokenUse
-	// ClockSkew is the leeway for exp, nbf and iat; default 1 minute.
+	// ClockSkew is the leeway for exp and nbf: none by default, as
+	// aws-jwt-verify's graceSeconds. An iat up to a minute (plus ClockSkew)
+	// ahead of the clock is accepted, since Cognito's clock and ours differ.
 	ClockSkew time.Duration
 	// Claims says where permissions, roles and the tenant are; see
 	// ClaimsFromPolicy to take them from a client profile.
 	Claims Claims
-	// HTTPClient fetches the JWKS; http.DefaultClient with a 5 s timeout
-	// when nil.
+	// HTTPClient fetches the JWKS (a copy of it that refuses redirects
+	// away from https); a client with a 5 s timeout when nil. Each fetch
+	// also has its own 5 s deadline.
 	HTTPClient *http.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -78,10 +81,17 @@ type Claims struct {
 // profile for clientID (or its default profile), so the API and the trigger
 // cannot disagree. A claim of the ID token and of the access token with the
 // same source must then have the same name; ClaimsFromPolicy says so if not.
+// The tenant claim is one with the source tenant, or, when the policy's
+// tenancy.active is an attribute, one copied from that attribute.
 func ClaimsFromPolicy(p *permissions.Policy, clientID string) (Claims, error) {
 	prof, ok := p.Clients[clientID]
 	if !ok {
 		prof = p.Clients[permissions.DefaultProfile]
+	}
+	// With tenancy.active: attribute:X, a claim copied from X is the tenant.
+	tenantAttr := permissions.SourceTenant
+	if strings.HasPrefix(p.Tenancy.Active, permissions.SourceAttribute) {
+		tenantAttr = p.Tenancy.Active
 	}
 	var c Claims
 	set := func(dst *string, name, token string) error {
@@ -102,7 +112,7 @@ func ClaimsFromPolicy(p *permissions.Policy, clientID string) (Claims, error) {
 				err = set(&c.Permissions, name, t.name)
 			case permissions.SourceRoles:
 				err = set(&c.Roles, name, t.name)
-			case permissions.SourceTenant:
+			case permissions.SourceTenant, tenantAttr:
 				err = set(&c.Tenant, name, t.name)
 			}
 			if err != nil {
@@ -121,15 +131,16 @@ var (
 )
 
 // Verifier verifies the tokens of one user pool. It is safe for concurrent
-// use; keys are fetched once and cached.
+// use; keys are cached as aws-jwt-verify caches them (jwks.go).
 type Verifier struct {
-	cfg    Config
-	issuer string
-	keys   *keySet
-	parser *jwt.Parser
+	cfg     Config
+	issuer  string
+	keys    *keySet
+	headers sync.Map // base64url JWS header -> its kid, once a signature vouched for it
 }
 
-// New returns a Verifier for cfg. It fetches nothing until the first token.
+// New returns a Verifier for cfg. It fetches nothing until the first token
+// or Prefetch.
 func New(cfg Config) (*Verifier, error) {
 	issuer := cfg.Issuer
 	if issuer == "" {
@@ -148,6 +159,9 @@ func New(cfg Config) (*Verifier, error) {
 	if len(cfg.ClientIDs) == 0 {
 		return nil, errors.New("authz: name the accepted app client ids")
 	}
+	if slices.ContainsFunc(cfg.ClientIDs, func(id string) bool { return strings.TrimSpace(id) == "" }) {
+		return nil, errors.New("authz: an app client id is empty")
+	}
 	switch cfg.TokenUse {
 	case "":
 		cfg.TokenUse = Access
@@ -155,83 +169,93 @@ func New(cfg Config) (*Verifier, error) {
 	default:
 		return nil, fmt.Errorf("authz: token use %q: want access, id or any", cfg.TokenUse)
 	}
-	if cfg.ClockSkew == 0 {
-		cfg.ClockSkew = time.Minute
+	if cfg.ClockSkew < 0 {
+		return nil, errors.New("authz: ClockSkew is negative")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	client := http.Client{Timeout: fetchTimeout}
+	if cfg.HTTPClient != nil {
+		client = *cfg.HTTPClient
+	}
+	// A redirect may not leave https: a JWKS served over plain http could
+	// be anyone's.
+	next := client.CheckRedirect
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && u.Scheme == "http" && loopback.Host(req.URL.Hostname())) {
+			return fmt.Errorf("redirect to %s refused: the JWKS must stay on https", req.URL.Scheme)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
 	}
 	issuer = strings.TrimSuffix(issuer, "/")
-	parser := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithLeeway(cfg.ClockSkew), jwt.WithTimeFunc(cfg.Now))
-	return &Verifier{cfg: cfg, issuer: issuer, keys: newKeySet(issuer+"/.well-known/jwks.json", cfg.HTTPClient, cfg.Now), parser: parser}, nil
+	return &Verifier{cfg: cfg, issuer: issuer, keys: newKeySet(issuer+"/.well-known/jwks.json", &client, cfg.Now)}, nil
 }
 
-// tokenClaims are the claims Verify checks and the Principal's fields, in
-// one decode of the verified payload; the rest is decoded only when asked
-// for (Principal.Claims).
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	TokenUse string   `json:"token_use"`
-	ClientID string   `json:"client_id"`
-	Username string   `json:"username"`
-	CogUser  string   `json:"cognito:username"`
-	Scope    string   `json:"scope"`
-	Groups   []string `json:"cognito:groups"`
-}
+// Prefetch fetches the pool's keys now, so that the first request does
+// not wait for them (an authorizer calls it at init). An error is worth a
+// log line, not a stop: Verify fetches again when it needs a key.
+func (v *Verifier) Prefetch(ctx context.Context) error { return v.keys.prefetch(ctx) }
 
 // Verify checks token and returns who it is for. Any failure wraps
 // ErrInvalidToken, with the reason; an unreachable JWKS endpoint is said
 // as such (cached keys keep working while it is down).
+//
+// It is at least as strict as aws-jwt-verify: a string kid, no crit
+// header, numeric exp, nbf and iat, claims read by their exact names, and
+// an ID token's aud a single string.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error) {
-	var cog tokenClaims
-	_, err := v.parser.ParseWithClaims(token, &cog, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		key, err := v.keys.get(ctx, kid)
-		if err != nil {
-			return nil, err
-		}
-		if key.Algorithm != "" && key.Algorithm != "RS256" {
-			return nil, fmt.Errorf("key %s is for %s, not RS256", kid, key.Algorithm)
-		}
-		return key.Key, nil
-	})
+	claims, err := verifyJWS(token, &v.headers, func(kid string) (*rsa.PublicKey, error) { return v.keys.get(ctx, kid) })
 	if errors.Is(err, ErrNoKey) {
 		return nil, err
+	}
+	if err == nil {
+		err = checkClaims(claims, v.issuer, v.cfg.Now(), v.cfg.ClockSkew)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	std := cog.RegisteredClaims
-	use := TokenUse(cog.TokenUse)
+	tokenUse, ok1 := claims.str("token_use")
+	sub, ok2 := claims.str("sub")
+	username, ok3 := claims.str("username")
+	cogUser, ok4 := claims.str("cognito:username")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, fmt.Errorf("%w: token_use, sub and username must be strings", ErrInvalidToken)
+	}
+	use := TokenUse(tokenUse)
 	switch {
 	case use != Access && use != ID:
-		return nil, fmt.Errorf("%w: token_use %q", ErrInvalidToken, cog.TokenUse)
+		return nil, fmt.Errorf("%w: token_use %q", ErrInvalidToken, truncate(tokenUse))
 	case v.cfg.TokenUse != Any && use != v.cfg.TokenUse:
 		return nil, fmt.Errorf("%w: an %s token where an %s token is required", ErrInvalidToken, use, v.cfg.TokenUse)
 	}
-	client := cog.ClientID
-	if use == ID { // ID tokens name the client in aud; access tokens have no aud
-		client = ""
-		for _, a := range std.Audience {
-			if slices.Contains(v.cfg.ClientIDs, a) {
-				client = a
+	clientClaim := "client_id"
+	if use == ID { // ID tokens name the client in aud, one string; access tokens have no aud
+		clientClaim = "aud"
+	}
+	client, ok := claims.str(clientClaim)
+	if !ok || !slices.Contains(v.cfg.ClientIDs, client) {
+		return nil, fmt.Errorf("%w: issued to another app client", ErrInvalidToken)
+	}
+	p := &Principal{Sub: sub, Username: username, ClientID: client, TokenUse: use, names: v.cfg.Claims, raw: claims}
+	if p.Username == "" {
+		p.Username = cogUser
+	}
+	if groups, ok := claims.value("cognito:groups").([]any); ok {
+		for _, g := range groups {
+			if s, ok := g.(string); ok {
+				p.Groups = append(p.Groups, s)
 			}
 		}
 	}
-	if !slices.Contains(v.cfg.ClientIDs, client) {
-		return nil, fmt.Errorf("%w: issued to another app client", ErrInvalidToken)
-	}
-	p := &Principal{Sub: std.Subject, Username: cog.Username, ClientID: client, TokenUse: use,
-		Groups: cog.Groups, token: token, parser: v.parser, names: v.cfg.Claims}
-	if p.Username == "" {
-		p.Username = cog.CogUser
-	}
-	if use == Access {
-		p.Scopes = strings.Fields(cog.Scope)
+	if scope, _ := claims.str("scope"); scope != "" && use == Access {
+		p.Scopes = strings.Split(scope, " ")
 	}
 	return p, nil
 }
@@ -242,23 +266,32 @@ type Principal struct {
 	TokenUse                TokenUse
 	Scopes, Groups          []string
 	names                   Claims
-	token                   string
-	parser                  *jwt.Parser
+	raw                     claimSet // a verified token's claims, undecoded
 	once                    sync.Once
 	claims                  map[string]any
+	// flattened: the claims came from API Gateway's JWT authorizer, which
+	// writes a JSON array as "[a b]".
+	flattened bool
 }
 
 // Claims returns every claim of the token (decoded on first use: a check
 // by scope needs none of them).
 func (p *Principal) Claims() map[string]any {
 	p.once.Do(func() {
-		if parts := strings.Split(p.token, "."); len(parts) == 3 {
-			if b, err := p.parser.DecodeSegment(parts[1]); err == nil {
-				_ = json.Unmarshal(b, &p.claims)
-			}
+		p.claims = make(map[string]any, len(p.raw))
+		for name := range p.raw {
+			p.claims[name] = p.raw.value(name)
 		}
 	})
 	return p.claims
+}
+
+// claim is one claim, decoded.
+func (p *Principal) claim(name string) any {
+	if p.raw != nil {
+		return p.raw.value(name)
+	}
+	return p.Claims()[name]
 }
 
 // Tenant is the token's tenant claim (Claims.Tenant), or "".
@@ -266,7 +299,7 @@ func (p *Principal) Tenant() string {
 	if p.names.Tenant == "" {
 		return ""
 	}
-	t, _ := p.Claims()[p.names.Tenant].(string)
+	t, _ := p.claim(p.names.Tenant).(string)
 	return t
 }
 
@@ -280,25 +313,31 @@ func (p *Principal) HasPermission(perm string) bool {
 			return true
 		}
 	}
-	return p.names.Permissions != "" && listClaimHas(p.Claims()[p.names.Permissions], perm)
+	return p.names.Permissions != "" && p.listClaimHas(p.names.Permissions, perm)
 }
 
 // HasRole reports whether the token's roles claim names role r.
 func (p *Principal) HasRole(r string) bool {
-	return p.names.Roles != "" && listClaimHas(p.Claims()[p.names.Roles], r)
+	return p.names.Roles != "" && p.listClaimHas(p.names.Roles, r)
 }
 
-// listClaimHas reads a list claim in either shape the trigger writes.
-func listClaimHas(v any, want string) bool {
-	switch x := v.(type) {
+// listClaimHas reads a list claim in the shapes the trigger writes: a
+// JSON array (V2_0/V3_0) or one string joined by single spaces (V1_0),
+// parsed exactly so; behind API Gateway's JWT authorizer an array arrives
+// as "[a b]".
+func (p *Principal) listClaimHas(name, want string) bool {
+	switch x := p.claim(name).(type) {
 	case []any:
 		for _, e := range x {
 			if s, ok := e.(string); ok && s == want {
 				return true
 			}
 		}
-	case string: // "a b" (V1_0), or "[a b]" as API Gateway flattens an array
-		return slices.Contains(strings.Fields(strings.Trim(x, "[]")), want)
+	case string:
+		if p.flattened && strings.HasPrefix(x, "[") && strings.HasSuffix(x, "]") {
+			x = x[1 : len(x)-1]
+		}
+		return slices.Contains(strings.Split(x, " "), want)
 	}
 	return false
 }
@@ -331,5 +370,6 @@ func FromVerifiedClaims(claims map[string]string, scopes []string, names Claims)
 		m[k] = v
 	}
 	p.once.Do(func() { p.claims = m })
+	p.flattened = true
 	return p
 }
