@@ -27,27 +27,30 @@ import (
 var consoleFiles embed.FS
 
 type consoleCmd struct {
-	Policy string `placeholder:"FILE" help:"Show a policy file."`
-	Table  string `env:"PRETOKEN_TABLE" placeholder:"NAME" help:"Show the live policy, history, users and tenants of this table."`
-	Addr   string `default:"127.0.0.1:0" placeholder:"HOST:PORT" help:"Where to listen: a loopback address only."`
+	policyArg
+	Table string `env:"PRETOKEN_TABLE" placeholder:"NAME" help:"Show the live policy, history, users and tenants of this table."`
+	Addr  string `default:"127.0.0.1:0" placeholder:"HOST:PORT" help:"Where to listen: a loopback address only."`
 }
 
 func (c *consoleCmd) Run(e *env) error {
-	if c.Policy != "" && c.Table != "" && c.Table != os.Getenv("PRETOKEN_TABLE") {
-		return usagef("show a policy file (--policy) or a table (--table), not both")
+	if _, err := c.path(); err != nil {
+		return err
 	}
-	if c.Policy != "" {
-		c.Table = "" // --policy wins over PRETOKEN_TABLE
+	if c.File != "" && c.Table != "" && c.Table != os.Getenv("PRETOKEN_TABLE") {
+		return usagef("show a policy file (-f) or a table (--table), not both")
 	}
-	if c.Policy == "" && c.Table == "" {
-		return usagef("name what to show: --policy FILE, or --table NAME (or PRETOKEN_TABLE)")
+	if c.File != "" {
+		c.Table = "" // the file wins over PRETOKEN_TABLE
+	}
+	if c.File == "" && c.Table == "" {
+		return usagef("name what to show: a policy file (pretoken console FILE, or -f FILE), or --table NAME (or PRETOKEN_TABLE)")
 	}
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil || !loopback.Host(host) {
 		return usagef("--addr %q: the console listens on a loopback address only (127.0.0.1:PORT)", c.Addr)
 	}
 	ctx := context.Background()
-	src := consoleSource{policyFile: c.Policy}
+	src := consoleSource{policyFile: c.File}
 	if c.Table != "" {
 		if src.store, err = (tableFlag{Table: c.Table}).store(ctx, e); err != nil {
 			return err
@@ -328,11 +331,14 @@ func (s consoleSource) diff(ctx context.Context, from, to string) ([]string, err
 // preview answers a token preview by the path explain takes.
 func (s consoleSource) preview(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	c := explainCmd{Policy: s.policyFile, Client: q.Get("client"), Group: nonEmpty(q["group"]), Version: q.Get("version"),
+	c := explainCmd{policyArg: policyArg{File: s.policyFile}, Client: q.Get("client"), Group: nonEmpty(q["group"]),
 		User: q.Get("user"), Tenant: q.Get("tenant"), IdPGroup: nonEmpty(q["idpGroup"]), ClientCredentials: q.Get("machine") == "true",
 		Attr: map[string]string{}, Membership: map[string]string{}}
 	if s.store != nil {
 		c.Table = s.store.Table()
+	}
+	if err := c.Version.UnmarshalText([]byte(q.Get("version"))); err != nil {
+		return nil, err
 	}
 	if c.Version == "" {
 		c.Version = "2"
