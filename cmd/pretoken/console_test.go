@@ -124,7 +124,7 @@ func TestConsoleViews(t *testing.T) {
 // TestConsoleTableViews: history, users and tenants from DynamoDB Local.
 func TestConsoleTableViews(t *testing.T) {
 	table := opsTable(t)
-	if code, _, errOut := runCLI(t, "assign", "--table", table, "u-7", "refunder"); code != 0 {
+	if code, _, errOut := runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000007", "refunder"); code != 0 {
 		t.Fatal(errOut)
 	}
 	s, err := (tableFlag{Table: table}).store(context.Background(), &env{})
@@ -147,7 +147,7 @@ func TestConsoleTableViews(t *testing.T) {
 		t.Errorf("diff 1..2: %q", diff)
 	}
 	var u permissions.User
-	getJSON(t, page+"api/user?sub=u-7", &u)
+	getJSON(t, page+"api/user?sub=00000000-0000-4000-8000-000000000007", &u)
 	if len(u.Roles) != 1 || u.Roles[0] != "refunder" {
 		t.Errorf("user: %+v", u)
 	}
@@ -156,7 +156,7 @@ func TestConsoleTableViews(t *testing.T) {
 		t.Errorf("tenant: %d", code)
 	}
 	var preview map[string]any
-	getJSON(t, page+"api/preview?client=4webappclient0000&user=u-7", &preview)
+	getJSON(t, page+"api/preview?client=4webappclient0000&user=00000000-0000-4000-8000-000000000007", &preview)
 	if !strings.Contains(preview["text"].(string), "assigned:     refunder") {
 		t.Errorf("preview with a user: %v", preview["text"])
 	}
@@ -260,7 +260,7 @@ func TestConsoleInChromium(t *testing.T) {
 
 	// On a table: every view has its data.
 	table := opsTable(t)
-	if code, _, errOut := runCLI(t, "assign", "--table", table, "u-8", "refunder", "--tenant", "acme"); code != 0 {
+	if code, _, errOut := runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000008", "refunder", "--tenant", "acme"); code != 0 {
 		t.Fatal(errOut)
 	}
 	store, err := (tableFlag{Table: table}).store(context.Background(), &env{})
@@ -272,15 +272,15 @@ func TestConsoleInChromium(t *testing.T) {
 	wait(`document.querySelectorAll("#hlist .record").length >= 2`)
 	history := eval(`document.getElementById("hlist").innerText`)
 	shot("console-history.png")
-	eval(`(() => { document.querySelector('button[data-view="users"]').click(); document.querySelector('#uform input').value = "u-8";
+	eval(`(() => { document.querySelector('button[data-view="users"]').click(); document.querySelector('#uform input').value = "00000000-0000-4000-8000-000000000008";
 		document.querySelector("#uform button").click(); document.querySelector('#tform input').value = "acme"; document.querySelector("#tform button").click(); return "" })()`)
 	wait(`document.getElementById("utext").textContent.length > 0 && document.getElementById("ttext").textContent.length > 0`)
 	user, members := eval(`document.getElementById("utext").textContent`), eval(`document.getElementById("ttext").textContent`)
 	shot("console-users.png")
-	if !strings.Contains(history, "assign user u-8 tenant acme") || !strings.Contains(history, "+ role admin") {
+	if !strings.Contains(history, "assign user 00000000-0000-4000-8000-000000000008 tenant acme") || !strings.Contains(history, "+ role admin") {
 		t.Errorf("history view: %q", history)
 	}
-	if !strings.Contains(user, "tenant acme: refunder") || members != "u-8  refunder" {
+	if !strings.Contains(user, "tenant acme: refunder") || members != "00000000-0000-4000-8000-000000000008  refunder" {
 		t.Errorf("users and tenants: %q / %q", user, members)
 	}
 	t.Logf("screenshots in %s", shots)

@@ -342,6 +342,7 @@ type assignment struct {
 	Sub    string   `arg:"" help:"The user's sub (the Cognito user id)."`
 	Roles  []string `arg:"" help:"Roles (assign: each must exist in the stored policy)."`
 	Tenant string   `placeholder:"T" help:"The roles are the user's in tenant T (a membership), not global."`
+	Force  bool     `help:"Take SUB as given, even if it does not look like a Cognito sub (a UUID)."`
 }
 
 // change is Assign or Unassign; inTenant the same within one tenant.
@@ -351,6 +352,11 @@ type change struct {
 }
 
 func (c *assignment) run(e *env, ch change) error {
+	if !c.Force {
+		if err := checkSub(c.Sub); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
 	s, err := c.store(ctx, e)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -33,6 +34,9 @@ func (c *validateCmd) Run(e *env) error {
 		return err
 	}
 	p := snap.Policy()
+	for _, r := range permissions.Ungranted(p) {
+		fmt.Fprintf(e.stderr, "note: %s: role %q is granted by no group, default, machine client or IdP group: only assign and tenant memberships can give it\n", c.File, r)
+	}
 	fmt.Fprintf(e.stdout, "%s: valid (%d roles, %d groups, %d default roles, %d machine clients, %d client profiles; version %s)\n",
 		c.File, len(p.Roles), len(p.Groups), len(p.Defaults.Roles), len(p.Machines), len(p.Clients), snap.Version())
 	return nil
@@ -62,16 +66,16 @@ type simulateCmd struct {
 // invoker answers one raw event.
 type invoker func(payload []byte) ([]byte, error)
 
-func (c *simulateCmd) invoker() (invoker, error) {
+func (c *simulateCmd) invoker() (invoker, *permissions.Policy, error) {
 	if c.URL != "" {
-		return func(payload []byte) ([]byte, error) { return invokeURL(c.URL, payload) }, nil
+		return func(payload []byte) ([]byte, error) { return invokeURL(c.URL, payload) }, nil, nil
 	}
 	snap, err := loadPolicy(c.File)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h := trigger.New(trigger.Static{S: snap}, zerolog.Nop())
-	return func(payload []byte) ([]byte, error) { return h.Invoke(context.Background(), payload) }, nil
+	return func(payload []byte) ([]byte, error) { return h.Invoke(context.Background(), payload) }, snap.Policy(), nil
 }
 
 // invokeURL posts payload to a Lambda invoke URL. A function error comes
@@ -107,7 +111,7 @@ func (c *simulateCmd) Run(e *env) error {
 	case path == "" && c.URL == "":
 		return usagef("name a policy file (pretoken simulate FILE --event E, or -f FILE) or a running function (--url URL)")
 	}
-	invoke, err := c.invoker()
+	invoke, policy, err := c.invoker()
 	if err != nil {
 		return err
 	}
@@ -124,6 +128,9 @@ func (c *simulateCmd) Run(e *env) error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s: the trigger answered with an error: %v", path, err)
+		}
+		if ev, derr := trigger.DecodeEvent(payload); derr == nil && policy != nil {
+			warn(e.stderr, path+": ", unmatched(policy, eventPreview(ev)))
 		}
 		if !c.Summary {
 			fmt.Fprintf(e.stdout, "%s\n", out)
@@ -165,9 +172,17 @@ func (c *explainCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	tenant := c.Tenant
+	if tenant == "" && len(c.Membership) > 0 {
+		tenant = slices.Sorted(maps.Keys(c.Membership))[0]
+	}
+	warn(e.stderr, "", unmatched(snap.Policy(), preview{client: c.Client, machine: c.ClientCredentials, groups: c.Group, tenant: tenant}))
 	x, err := h.Explain(ctx, c.event(snap))
 	if err != nil {
 		return fmt.Errorf("the trigger answered with an error: %v", err)
+	}
+	if c.User != "" && len(x.Assigned) > 0 {
+		warn(e.stderr, "", []string{assignedWarning(c.User, x.Assigned)})
 	}
 	c.print(e.stdout, x)
 	return nil

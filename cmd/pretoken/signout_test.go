@@ -216,14 +216,14 @@ func TestUnassignSignsOutAndPlanSaysWhoLoses(t *testing.T) {
 	table := opsTable(t)
 	f := &fakeIdP{}
 	t.Setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", f.start(t))
-	if code, _, errOut := runCLI(t, "assign", "--table", table, "u-9", "refunder"); code != 0 {
+	if code, _, errOut := runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000009", "refunder"); code != 0 {
 		t.Fatal(errOut)
 	}
-	code, out, errOut := runCLI(t, "unassign", "--table", table, "u-9", "refunder", "--sign-out", "--user-pool-id", "us-east-1_Pool1")
-	if code != 0 || !strings.Contains(out, "signed out u-9") || len(f.signedOut()) != 1 || f.signedOut()[0] != "u-9" {
+	code, out, errOut := runCLI(t, "unassign", "--table", table, "00000000-0000-4000-8000-000000000009", "refunder", "--sign-out", "--user-pool-id", "us-east-1_Pool1")
+	if code != 0 || !strings.Contains(out, "signed out 00000000-0000-4000-8000-000000000009") || len(f.signedOut()) != 1 || f.signedOut()[0] != "00000000-0000-4000-8000-000000000009" {
 		t.Errorf("unassign --sign-out: exit %d, %q, %q, sign-outs %v", code, out, errOut, f.signedOut())
 	}
-	if code, _, errOut := runCLI(t, "unassign", "--table", table, "u-9", "refunder", "--sign-out"); code != exitUsage || !strings.Contains(errOut, "--user-pool-id") {
+	if code, _, errOut := runCLI(t, "unassign", "--table", table, "00000000-0000-4000-8000-000000000009", "refunder", "--sign-out"); code != exitUsage || !strings.Contains(errOut, "--user-pool-id") {
 		t.Errorf("--sign-out without a pool: exit %d, %q", code, errOut)
 	}
 	less := policyFile(t, func(p *permissions.Policy) { p.Groups["staff"] = []string{"viewer"} })

@@ -1,0 +1,48 @@
+package permissions
+
+import (
+	"maps"
+	"slices"
+)
+
+// Ungranted returns, in name order, the roles of p that no group, default,
+// machine client or IdP group grants, directly or by inheritance. They are
+// valid, but only a direct assignment or a tenant membership can give one,
+// so a role listed here is often a typo in a mapping.
+func Ungranted(p *Policy) []string {
+	reached := map[string]bool{}
+	var reach func(role string)
+	reach = func(role string) {
+		if reached[role] {
+			return
+		}
+		reached[role] = true
+		if r, ok := p.Roles[role]; ok {
+			for _, parent := range r.Inherits {
+				reach(parent)
+			}
+		}
+	}
+	lists := [][]string{p.Defaults.Roles}
+	lists = slices.AppendSeq(lists, maps.Values(p.Groups))
+	lists = slices.AppendSeq(lists, maps.Values(p.Machines))
+	lists = slices.AppendSeq(lists, maps.Values(p.IdPGroups.Roles))
+	for _, roles := range lists {
+		for _, r := range roles {
+			reach(r)
+		}
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(p.Roles)) {
+		if !reached[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Closest returns the name in names nearest to s (case aside, at most two
+// edits away), or "": a hint for a name that matches nothing.
+func Closest(s string, names []string) string {
+	return didYouMean(s, names)
+}
