@@ -78,7 +78,7 @@ func TestPlan(t *testing.T) {
 			c := p.Clients["default"]
 			c.AccessToken.ScopePrefix = "api/"
 			p.Clients["default"] = c
-		}, "~ client default: accessToken changed"},
+		}, `~ client default: accessToken.scopePrefix "orders-api/" -> "api/"`},
 		{"limits", func(p *permissions.Policy) { p.Limits.MaxTokenBytes = 4096 }, "~ limits: maxTokenBytes 2500 -> 4096"},
 	}
 	for _, tt := range tests {
