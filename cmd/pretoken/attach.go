@@ -24,7 +24,7 @@ func (c *attachCmd) Run(e *env) error {
 		return usagef("attach needs --function-arn and --version (or --detach)")
 	}
 	ctx := context.Background()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, sdkQuiet(e)...)
 	if err != nil {
 		return fmt.Errorf("AWS configuration: %w", err)
 	}
