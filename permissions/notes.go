@@ -46,3 +46,9 @@ func Ungranted(p *Policy) []string {
 func Closest(s string, names []string) string {
 	return didYouMean(s, names)
 }
+
+// Admits reports whether perm passes the allow-list: every permission
+// passes an absent (nil) list, none an empty one.
+func (a AllowList) Admits(perm string) bool {
+	return a == nil || allowed(a, perm)
+}

@@ -192,6 +192,44 @@ type modelView struct {
 	Tenancy     string              `json:"tenancy"`
 	Table       bool                `json:"table"`
 	Budget      int                 `json:"budget"`
+	Profiles    []profileView       `json:"profiles"`
+}
+
+// profileView is what one app client's tokens carry, from its profile:
+// the profile as written, and the permissions that pass each token's
+// allow-list (as scopes or in a permissions claim).
+type profileView struct {
+	Client      string    `json:"client"`
+	IDToken     tokenView `json:"idToken"`
+	AccessToken tokenView `json:"accessToken"`
+}
+
+type tokenView struct {
+	permissions.TokenProfile
+	AllowAbsent bool     `json:"allowAbsent"`
+	Reaching    []string `json:"reaching"`
+}
+
+func profiles(p *permissions.Policy, perms []string) []profileView {
+	view := func(t permissions.TokenProfile) tokenView {
+		v := tokenView{TokenProfile: t, AllowAbsent: t.Allow == nil, Reaching: []string{}}
+		for _, perm := range perms {
+			if t.Allow.Admits(perm) {
+				v.Reaching = append(v.Reaching, perm)
+			}
+		}
+		return v
+	}
+	ids := slices.Sorted(maps.Keys(p.Clients))
+	if !slices.Contains(ids, permissions.DefaultProfile) {
+		ids = append([]string{permissions.DefaultProfile}, ids...) // the empty default serves every client not listed
+	}
+	var out []profileView
+	for _, id := range ids {
+		c := p.Clients[id]
+		out = append(out, profileView{Client: id, IDToken: view(c.IDToken), AccessToken: view(c.AccessToken)})
+	}
+	return out
 }
 
 func (s consoleSource) model(ctx context.Context) (modelView, error) {
@@ -230,6 +268,7 @@ func (s consoleSource) model(ctx context.Context) (modelView, error) {
 		m.Roles = append(m.Roles, v)
 	}
 	m.Permissions = slices.Sorted(maps.Keys(perms))
+	m.Profiles = profiles(p, m.Permissions)
 	return m, nil
 }
 

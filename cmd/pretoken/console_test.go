@@ -210,6 +210,34 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	navigate(consoleServer(t, consoleSource{policyFile: examplePolicy, file: exampleSnap}))
+	// Every cell of the matrix has its borders, granted or not.
+	grid := eval(`(() => { const cs = [...document.querySelectorAll("#cells .cell, #cells .blank")];
+		const bordered = cs.filter(c => { const st = getComputedStyle(c); return st.borderRightWidth === "1px" && st.borderBottomWidth === "1px" && st.borderRightStyle === "solid"; });
+		return cs.length + " " + bordered.length + " " + model.permissions.length * model.roles.length })()`)
+	if f := strings.Fields(grid); len(f) != 3 || f[0] != f[2] || f[1] != f[2] {
+		t.Errorf("matrix cells drawn, bordered, expected: %s", grid)
+	}
+	// In file mode the History view offers no version form (versions live in a table) and says why.
+	eval(`(document.querySelector('button[data-view="history"]').click(), "")`)
+	wait(`document.getElementById("hlist").textContent.length > 0`)
+	if form, list := eval(`String(document.getElementById("dform").offsetParent === null)`), eval(`document.getElementById("hlist").textContent`); form != "true" || !strings.Contains(list, "--table") {
+		t.Errorf("History in file mode: version form hidden %s, text %q", form, list)
+	}
+	// App clients: what each client's tokens carry, from its profile.
+	eval(`(document.querySelector('button[data-view="clients"]').click(), "")`)
+	clients := eval(`[...document.querySelectorAll("#clist .profile")].map(p => p.dataset.client + ": " + [...p.querySelectorAll("dl")].map(dl => dl.innerText.replace(/\s+/g, " ")).join(" | ")).join("\n")`)
+	shot("console-clients.png")
+	for _, want := range []string{
+		"1example23456789: ID token every plan (V1_0 and up) claims app_groups ← groups, app_roles ← roles permissions catalog:read orders:read orders:refund orders:write reports:read users:manage [allow: *]",
+		"scopes orders-api/catalog:read orders-api/orders:read orders-api/orders:refund orders-api/orders:write orders-api/reports:read orders-api/users:manage",
+		"default: ID token every plan (V1_0 and up) claims app_permissions ← permissions, app_roles ← roles, tenant ← attribute:custom:tenant_id permissions every permission (6)",
+		"permissions catalog:read orders:read orders:refund orders:write [allow: orders:* catalog:read] scopes orders-api/catalog:read orders-api/orders:read orders-api/orders:refund orders-api/orders:write suppressed scopes aws.cognito.signin.user.admin",
+	} {
+		if !strings.Contains(clients, want) {
+			t.Errorf("App clients view lacks %q:\n%s", want, clients)
+		}
+	}
+	eval(`(document.querySelector('button[data-view="matrix"]').click(), "")`)
 	eval(`(() => { const s = document.getElementById("search"); s.value = "refund"; s.dispatchEvent(new Event("input")); return "" })()`)
 	counts := eval(`document.getElementById("counts").textContent`)
 	cells := eval(`[...document.querySelectorAll("#cells .cell")].map(c => c.dataset.perm+"/"+c.dataset.role+"/"+c.dataset.kind).sort().join(" ")`)
