@@ -2,6 +2,9 @@ package permissions
 
 import (
 	"errors"
+	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -231,5 +234,40 @@ func TestParseFileSyntaxErrorLine(t *testing.T) {
 				t.Errorf("problem at %d:%d (%s), want %d:%d", p.Line, p.Column, p.Msg, tt.line, tt.column)
 			}
 		})
+	}
+}
+
+// The example policy says that it shows every key the policy file knows
+// (optional parts in comments): each one appears in it.
+func TestExampleShowsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../examples/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var collect func(reflect.Type)
+	seen := map[reflect.Type]bool{}
+	collect = func(ty reflect.Type) {
+		if seen[ty] {
+			return
+		}
+		seen[ty] = true
+		switch ty.Kind() {
+		case reflect.Map, reflect.Slice, reflect.Pointer:
+			collect(ty.Elem())
+		case reflect.Struct:
+			for f := range ty.Fields() {
+				if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name != "" {
+					keys = append(keys, name)
+				}
+				collect(f.Type)
+			}
+		}
+	}
+	collect(reflect.TypeFor[Policy]())
+	for _, k := range keys {
+		if !regexp.MustCompile(`(?m)^[#\s-]*` + regexp.QuoteMeta(k) + `:`).Match(data) {
+			t.Errorf("examples/policy.yaml does not show the key %q", k)
+		}
 	}
 }
