@@ -54,6 +54,10 @@ type Config struct {
 	// Claims says where permissions, roles and the tenant are; see
 	// ClaimsFromPolicy to take them from a client profile.
 	Claims Claims
+	// ClientClaims are the claims of each app client that names them its
+	// own way (ClaimsForClients reads them from the policy); a client not
+	// in it reads Claims. Not to be changed after New.
+	ClientClaims map[string]Claims
 	// HTTPClient fetches the JWKS; http.DefaultClient with a 5 s timeout
 	// when nil.
 	HTTPClient *http.Client
@@ -226,7 +230,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 		return nil, fmt.Errorf("%w: issued to another app client", ErrInvalidToken)
 	}
 	p := &Principal{Sub: std.Subject, Username: cog.Username, ClientID: client, TokenUse: use,
-		Groups: cog.Groups, token: token, parser: v.parser, names: v.cfg.Claims}
+		Groups: cog.Groups, token: token, parser: v.parser, names: v.claimsFor(client)}
 	if p.Username == "" {
 		p.Username = cog.CogUser
 	}
