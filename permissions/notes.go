@@ -1,8 +1,10 @@
 package permissions
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Ungranted returns, in name order, the roles of p that no group, default,
@@ -41,10 +43,33 @@ func Ungranted(p *Policy) []string {
 	return out
 }
 
-// Closest returns the name in names nearest to s (case aside, at most two
-// edits away), or "": a hint for a name that matches nothing.
+// Closest returns the name in names nearest to s, case aside, or "" when
+// none is near: a hint for a name that matches nothing. Near is one edit
+// in three characters, so a short name gets a hint only for case.
 func Closest(s string, names []string) string {
-	return didYouMean(s, names)
+	best, bestD := "", len(s)/3+1
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(n)); d < bestD || d == bestD && n < best {
+			best, bestD = n, d
+		}
+	}
+	if best == "" || bestD > len(s)/3 {
+		return ""
+	}
+	return best
+}
+
+// hint is " (did you mean %q?)" for the name in names closest to s, or "".
+func hint(s string, names []string) string {
+	if c := Closest(s, names); c != "" {
+		return fmt.Sprintf(" (did you mean %q?)", c)
+	}
+	return ""
+}
+
+// roleHint is hint among the policy's roles.
+func (v *validator) roleHint(role string) string {
+	return hint(role, slices.Sorted(maps.Keys(v.p.Roles)))
 }
 
 // Admits reports whether perm passes the allow-list: every permission

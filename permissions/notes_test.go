@@ -29,7 +29,7 @@ func TestUngranted(t *testing.T) {
 
 func TestClosest(t *testing.T) {
 	names := []string{"staff", "admins", "webapp"}
-	for in, want := range map[string]string{"Staff": "staff", "admin": "admins", "webstaf111": "", "nobody": ""} {
+	for in, want := range map[string]string{"Staff": "staff", "admin": "admins", "webstaf111": "", "nobody": "", "x": "", "ADMINS": "admins", "webap": "webapp"} {
 		if got := Closest(in, names); got != want {
 			t.Errorf("Closest(%q) = %q, want %q", in, got, want)
 		}

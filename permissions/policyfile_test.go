@@ -176,7 +176,7 @@ limits:
 		"p.yaml:7:18: roles.editor.permissions: cannot unmarshal !!str `orders:...` into a list",
 		`p.yaml:9:18: roles.b.inherits[0]: inheritance cycle: a -> b -> a`,
 		"p.yaml:10:3: roles.broken: cannot unmarshal !!seq into a mapping",
-		`p.yaml:12:11: groups.staff[0]: unknown role "editr"`,
+		`p.yaml:12:11: groups.staff[0]: unknown role "editr" (did you mean "editor"?)`,
 		`p.yaml:16:15: clients.default.accessToken.scopes: "yes" is not a boolean: write true or false`,
 		`p.yaml:17:7: clients.default.accessToken.scopePrefx: unknown key "scopePrefx" (did you mean "scopePrefix"?)`,
 		"p.yaml:19:18: limits.maxTokenBytes: cannot unmarshal !!str `lots` into a whole number",
