@@ -375,6 +375,7 @@ func (c *assignment) run(e *env, ch change) error {
 	who := "user " + c.Sub
 	if c.Tenant != "" {
 		who += " in tenant " + c.Tenant
+		warnNoTenancy(ctx, e, s)
 	}
 	if !res.Changed {
 		fmt.Fprintf(e.stdout, "no change: %s has roles [%s]\n", who, strings.Join(res.After, " "))
@@ -497,6 +498,7 @@ func (c *tenantUseCmd) Run(e *env) error {
 	if err := s.SetActiveTenant(ctx, c.Sub, c.Tenant, c.resolve(ctx, e, c.tableFlag)); err != nil {
 		return err
 	}
+	warnNoTenancy(ctx, e, s)
 	fmt.Fprintf(e.stdout, "user %s: active tenant %s (the user's next tokens are for it: refresh them)\n", c.Sub, c.Tenant)
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/permissions/dynamo"
 	"github.com/pretoken/pretoken/trigger"
 )
 
@@ -94,4 +96,12 @@ func checkSub(sub string) error {
 	}
 	return usagef("%q looks like %s, not a sub (a UUID): roles are kept by sub; look it up with aws cognito-idp list-users --user-pool-id POOL --filter '%s = \"%s\"' --query 'Users[].Attributes[?Name==`sub`].Value' --output text, or add --force to use %q as it is",
 		sub, what, attr, sub, sub)
+}
+
+// warnNoTenancy warns, after a change to tenant data, when the table's
+// policy has no tenancy: the change is kept, but no token reads it.
+func warnNoTenancy(ctx context.Context, e *env, s *dynamo.Store) {
+	if p, _, err := s.Load(ctx); err == nil && p.Tenancy.IsZero() {
+		warn(e.stderr, "", []string{"the table's policy has no tenancy: tokens carry no tenant and no tenant's roles until it has tenancy: {active: stored} (or attribute:<name>)"})
+	}
 }
