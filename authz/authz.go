@@ -56,6 +56,10 @@ type Config struct {
 	// Claims says where permissions, roles and the tenant are; see
 	// ClaimsFromPolicy to take them from a client profile.
 	Claims Claims
+	// ClientClaims are the claims of each app client that names them its
+	// own way (ClaimsForClients reads them from the policy); a client not
+	// in it reads Claims. Not to be changed after New.
+	ClientClaims map[string]Claims
 	// HTTPClient fetches the JWKS (a copy of it that refuses redirects
 	// away from https); a client with a 5 s timeout when nil. Each fetch
 	// also has its own 5 s deadline.
@@ -243,7 +247,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	if !ok || !slices.Contains(v.cfg.ClientIDs, client) {
 		return nil, fmt.Errorf("%w: issued to another app client", ErrInvalidToken)
 	}
-	p := &Principal{Sub: sub, Username: username, ClientID: client, TokenUse: use, names: v.cfg.Claims, raw: claims}
+	p := &Principal{Sub: sub, Username: username, ClientID: client, TokenUse: use, names: v.claimsFor(client), raw: claims}
 	if p.Username == "" {
 		p.Username = cogUser
 	}

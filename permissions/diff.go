@@ -3,7 +3,6 @@ package permissions
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 )
@@ -95,32 +94,89 @@ func diffRole(a, b Role) []string {
 	return append(d, listDetails("inherits", a.Inherits, b.Inherits)...)
 }
 
+// diffClient says what changed in each token of a client profile, field by
+// field, so a reviewer sees the claim or scope that moves:
+// idToken.claims + lib_perms.
 func diffClient(a, b ClientProfile) []string {
 	var d []string
 	for _, t := range []struct {
 		name string
 		a, b TokenProfile
 	}{{"idToken", a.IDToken, b.IDToken}, {"accessToken", a.AccessToken, b.AccessToken}} {
-		if !sameToken(t.a, t.b) {
-			d = append(d, t.name+" changed")
-		}
+		d = append(d, diffToken(t.name, t.a, t.b)...)
 	}
 	return d
 }
 
-func sameToken(a, b TokenProfile) bool {
-	norm := func(t TokenProfile) TokenProfile {
-		if len(t.Claims) == 0 {
-			t.Claims = nil
+func diffToken(name string, a, b TokenProfile) []string {
+	var d []string
+	var added, removed []string
+	for _, c := range slices.Sorted(maps.Keys(b.Claims)) {
+		if src, ok := a.Claims[c]; !ok {
+			added = append(added, c)
+		} else if src != b.Claims[c] {
+			d = append(d, fmt.Sprintf("%s.claims.%s %q -> %q", name, c, src, b.Claims[c]))
 		}
-		for _, l := range []*[]string{&t.SuppressScopes, &t.SuppressClaims} { // empty and absent mean the same; not so for Allow
-			if len(*l) == 0 {
-				*l = nil
-			}
-		}
-		return t
 	}
-	return reflect.DeepEqual(norm(a), norm(b))
+	for _, c := range slices.Sorted(maps.Keys(a.Claims)) {
+		if _, ok := b.Claims[c]; !ok {
+			removed = append(removed, c)
+		}
+	}
+	d = append(d, fieldList(name+".claims", added, removed)...)
+	if a.Scopes != b.Scopes {
+		d = append(d, fmt.Sprintf("%s.scopes %t -> %t", name, a.Scopes, b.Scopes))
+	}
+	if a.ScopePrefix != b.ScopePrefix {
+		d = append(d, fmt.Sprintf("%s.scopePrefix %q -> %q", name, a.ScopePrefix, b.ScopePrefix))
+	}
+	// An absent allow-list lets every permission through; an empty one, none.
+	switch {
+	case (a.Allow == nil) != (b.Allow == nil):
+		show := func(l AllowList) string {
+			if l == nil {
+				return "(absent: every permission)"
+			}
+			return "[" + strings.Join(l, " ") + "]"
+		}
+		d = append(d, fmt.Sprintf("%s.allow %s -> %s", name, show(a.Allow), show(b.Allow)))
+	default:
+		d = append(d, fieldDetails(name+".allow", a.Allow, b.Allow)...)
+	}
+	d = append(d, fieldDetails(name+".suppressScopes", a.SuppressScopes, b.SuppressScopes)...)
+	return append(d, fieldDetails(name+".suppressClaims", a.SuppressClaims, b.SuppressClaims)...)
+}
+
+// fieldDetails is listDetails for a field of a client profile, written as
+// field + added, field - removed.
+func fieldDetails(field string, a, b []string) []string {
+	var added, removed []string
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			added = append(added, s)
+		}
+	}
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			removed = append(removed, s)
+		}
+	}
+	d := fieldList(field, added, removed)
+	if len(d) == 0 && !slices.Equal(a, b) {
+		d = append(d, field+" reordered")
+	}
+	return d
+}
+
+func fieldList(field string, added, removed []string) []string {
+	var d []string
+	if len(added) > 0 {
+		d = append(d, field+" + "+strings.Join(added, " "))
+	}
+	if len(removed) > 0 {
+		d = append(d, field+" - "+strings.Join(removed, " "))
+	}
+	return d
 }
 
 // listDetails describes added and removed entries; a change of order alone

@@ -2,6 +2,7 @@ package permissions
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -69,7 +71,7 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 	docs := yaml.NewDecoder(bytes.NewReader(data))
 	var root, next yaml.Node
 	if err := docs.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		ferr.Problems = yamlProblems(err, nil)
+		ferr.Problems = syntaxProblems(data, err)
 		return nil, ferr
 	}
 	// A second document would be ignored by the decoder: a reviewer would
@@ -79,7 +81,8 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 		ferr.Problems = append(ferr.Problems, Problem{Line: next.Line, Column: next.Column,
 			Msg: "a second YAML document: a policy file holds exactly one (remove the --- separator and what follows, or merge it into the first)"})
 	case !errors.Is(err, io.EOF):
-		ferr.Problems = yamlProblems(err, nil)
+		ferr.Problems = syntaxProblems(data, err)
+		return nil, ferr
 	}
 	pos := make(map[string]*yaml.Node)
 	var places []place
@@ -88,12 +91,20 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 	if len(ferr.Problems) > 0 {
 		return nil, ferr // decoding would stop at the first duplicate key
 	}
+	strictBools(&root, reflect.TypeFor[Policy](), nil, ferr)
+	// The decoder goes on past unknown keys and values of the wrong type,
+	// so the policy it returns is checked too: one run lists every problem.
 	var p Policy
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file is an empty policy
-		ferr.Problems = yamlProblems(err, places)
-		return nil, ferr
+		var terr *yaml.TypeError
+		if !errors.As(err, &terr) {
+			ferr.Problems = append(ferr.Problems, yamlProblems(err, places)...)
+			return nil, ferr
+		}
+		ferr.Problems = append(ferr.Problems, yamlProblems(err, places)...)
+		keepMalformedRoles(&root, &p)
 	}
 	if err := Validate(&p); err != nil {
 		var verr *ValidationError
@@ -107,6 +118,16 @@ func ParseFile(name string, data []byte) (*Policy, error) {
 			}
 			ferr.Problems = append(ferr.Problems, pr)
 		}
+	}
+	if len(ferr.Problems) > 0 {
+		// In file order, so a reader can go down the file once; problems
+		// without a place come last.
+		slices.SortStableFunc(ferr.Problems, func(a, b Problem) int {
+			if (a.Line == 0) != (b.Line == 0) {
+				return cmp.Compare(b.Line, a.Line)
+			}
+			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+		})
 		return nil, ferr
 	}
 	return &p, nil
@@ -127,6 +148,121 @@ func providerless(root *yaml.Node, ferr *FileError) {
 					"without provider, any identity provider, or the user, could grant these roles"})
 		}
 	}
+}
+
+// keepMalformedRoles adds an empty role for each role the file names whose
+// body the decoder could not read, so that references to it are not also
+// reported as unknown: the type error is the one problem to fix.
+func keepMalformedRoles(root *yaml.Node, p *Policy) {
+	roles := child(root, "roles")
+	if roles == nil || roles.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(roles.Content); i += 2 {
+		name := roles.Content[i].Value
+		if _, ok := p.Roles[name]; !ok {
+			if p.Roles == nil {
+				p.Roles = map[string]Role{}
+			}
+			p.Roles[name] = Role{}
+		}
+	}
+}
+
+// child returns the value of key in the document's top mapping, or nil.
+func child(root *yaml.Node, key string) *yaml.Node {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// strictBools reports every boolean the decoder would take although it is
+// written as neither true nor false: YAML 1.1's yes, on, y (also in quotes)
+// and True. A quoted word would otherwise turn a switch on. What the decoder
+// refuses itself it reports itself.
+func strictBools(n *yaml.Node, t reflect.Type, path Path, ferr *FileError) {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			strictBools(c, t, path, ferr)
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		lenient := n.Tag == "!!bool" || n.Tag == "!!str" && slices.Contains([]string{"y", "yes", "on", "n", "no", "off"}, strings.ToLower(n.Value))
+		if n.Kind == yaml.ScalarNode && lenient && n.Value != "true" && n.Value != "false" {
+			ferr.Problems = append(ferr.Problems, Problem{Line: n.Line, Column: n.Column, Path: path,
+				Msg: fmt.Sprintf("%q is not a boolean: write true or false", n.Value)})
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			strictBools(n.Content[i+1], t.Elem(), path.with(n.Content[i].Value), ferr)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			strictBools(c, t.Elem(), path.with(index(i)), ferr)
+		}
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		fields := map[string]reflect.Type{}
+		for f := range t.Fields() {
+			if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name != "" {
+				fields[name] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if ft, ok := fields[n.Content[i].Value]; ok {
+				strictBools(n.Content[i+1], ft, path.with(n.Content[i].Value), ferr)
+			}
+		}
+	}
+}
+
+// syntaxProblems places a YAML syntax error on its line. The YAML library
+// names the line where the enclosing block or flow began (and counts it
+// from zero), not the line of the mistake: an indentation slip at line 4
+// under a mapping that starts at line 2 comes back as "line 1". The line
+// of the mistake is the first whose prefix of the file fails in the same
+// words; its column is where the line's text starts.
+func syntaxProblems(data []byte, err error) []Problem {
+	problems := yamlProblems(err, nil)
+	if len(problems) != 1 {
+		return problems
+	}
+	pr := &problems[0]
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for k := max(pr.Line, 1); k <= len(lines); k++ {
+		var n yaml.Node
+		perr := yaml.Unmarshal(bytes.Join(lines[:k], nil), &n)
+		if perr == nil {
+			continue
+		}
+		if again := yamlProblems(perr, nil); len(again) == 1 && again[0].Msg == pr.Msg {
+			line := lines[k-1]
+			pr.Line = k
+			pr.Column = len(line) - len(bytes.TrimLeft(line, " ")) + 1
+			break
+		}
+	}
+	return problems
 }
 
 // locate finds the node for path, or for the nearest enclosing path.
@@ -257,7 +393,10 @@ func editDistance(a, b string) int {
 // line when value is empty), to give a problem its column and path.
 func placeOn(places []place, line int, value string) (place, bool) {
 	for _, p := range places {
-		if p.node.Line == line && (value == "" || p.node.Value == value) && p.node.Kind != yaml.DocumentNode {
+		// The decoder shortens long values to their start and "...".
+		short, cut := strings.CutSuffix(value, "...")
+		match := value == "" || p.node.Value == value || cut && strings.HasPrefix(p.node.Value, short)
+		if p.node.Line == line && match && p.node.Kind != yaml.DocumentNode {
 			return p, true
 		}
 	}

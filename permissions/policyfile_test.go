@@ -2,6 +2,9 @@ package permissions
 
 import (
 	"errors"
+	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -141,5 +144,130 @@ func TestParseFileSyntaxError(t *testing.T) {
 	}
 	if p := ferr.Problems[0]; p.Line == 0 || !strings.Contains(p.Msg, "tab character") {
 		t.Errorf("problem = %+v, want a line and the parser's words", p)
+	}
+}
+
+// A newcomer's file with several mistakes of every kind: one run names them
+// all, in file order, each at its line and column.
+func TestParseFileListsEveryProblem(t *testing.T) {
+	const src = `roles:
+  viewer:
+    permissions: [orders:read]
+    inherts: [x]
+  editor:
+    inherits: [viewer, ghost]
+    permissions: orders:write
+  a: {inherits: [b]}
+  b: {inherits: [a]}
+  broken: [not, a, role]
+groups:
+  staff: [editr, broken]
+clients:
+  default:
+    accessToken:
+      scopes: "yes"
+      scopePrefx: x
+limits:
+  maxTokenBytes: lots
+`
+	want := []string{
+		`p.yaml:4:5: roles.viewer.inherts: unknown key "inherts" (did you mean "inherits"?)`,
+		`p.yaml:6:24: roles.editor.inherits[1]: unknown role "ghost"`,
+		"p.yaml:7:18: roles.editor.permissions: cannot unmarshal !!str `orders:...` into a list",
+		`p.yaml:9:18: roles.b.inherits[0]: inheritance cycle: a -> b -> a`,
+		"p.yaml:10:3: roles.broken: cannot unmarshal !!seq into a mapping",
+		`p.yaml:12:11: groups.staff[0]: unknown role "editr" (did you mean "editor"?)`,
+		`p.yaml:16:15: clients.default.accessToken.scopes: "yes" is not a boolean: write true or false`,
+		`p.yaml:17:7: clients.default.accessToken.scopePrefx: unknown key "scopePrefx" (did you mean "scopePrefix"?)`,
+		"p.yaml:19:18: limits.maxTokenBytes: cannot unmarshal !!str `lots` into a whole number",
+	}
+	_, err := ParseFile("p.yaml", []byte(src))
+	var ferr *FileError
+	if !errors.As(err, &ferr) {
+		t.Fatalf("ParseFile = %v, want a *FileError", err)
+	}
+	var got []string
+	for _, p := range ferr.Problems {
+		got = append(got, "p.yaml:"+p.String())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseFileStrictBooleans(t *testing.T) {
+	for _, v := range []string{`"yes"`, "yes", "on", "y", "True", `"true"`, "1", "[true]"} {
+		src := "clients:\n  default:\n    accessToken:\n      scopes: " + v + "\n"
+		_, err := ParseFile("p.yaml", []byte(src))
+		var ferr *FileError
+		if !errors.As(err, &ferr) || len(ferr.Problems) != 1 || ferr.Problems[0].Line != 4 {
+			t.Errorf("scopes: %s: ParseFile = %v, want one problem at line 4", v, err)
+		}
+	}
+	for _, v := range []string{"true", "false"} {
+		if _, err := ParseFile("p.yaml", []byte("clients:\n  default:\n    accessToken:\n      scopes: "+v+"\n")); err != nil {
+			t.Errorf("scopes: %s: %v", v, err)
+		}
+	}
+}
+
+// The YAML library names the line where the enclosing block began, counted
+// from zero; the problem names the line of the mistake.
+func TestParseFileSyntaxErrorLine(t *testing.T) {
+	tests := []struct {
+		name, src    string
+		line, column int
+	}{
+		{"indentation", "roles:\n  viewer:\n    permissions: [a]\n   bad: 1\n", 4, 4},
+		{"tab", "roles:\n  viewer:\n    permissions: [a]\n\tfoo: 1\n", 4, 1},
+		{"unclosed flow", "roles:\n  viewer:\n    permissions: [a\n\ngroups: {}\n", 3, 5},
+		{"after a valid multi-line flow", "roles:\n  viewer:\n    permissions: [a,\n      b]\n  editor:\n    description: x\n   oops: 1\n", 7, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseFile("p.yaml", []byte(tt.src))
+			var ferr *FileError
+			if !errors.As(err, &ferr) || len(ferr.Problems) != 1 {
+				t.Fatalf("ParseFile = %v, want one problem", err)
+			}
+			if p := ferr.Problems[0]; p.Line != tt.line || p.Column != tt.column {
+				t.Errorf("problem at %d:%d (%s), want %d:%d", p.Line, p.Column, p.Msg, tt.line, tt.column)
+			}
+		})
+	}
+}
+
+// The example policy says that it shows every key the policy file knows
+// (optional parts in comments): each one appears in it.
+func TestExampleShowsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../examples/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var collect func(reflect.Type)
+	seen := map[reflect.Type]bool{}
+	collect = func(ty reflect.Type) {
+		if seen[ty] {
+			return
+		}
+		seen[ty] = true
+		switch ty.Kind() {
+		case reflect.Map, reflect.Slice, reflect.Pointer:
+			collect(ty.Elem())
+		case reflect.Struct:
+			for f := range ty.Fields() {
+				if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name != "" {
+					keys = append(keys, name)
+				}
+				collect(f.Type)
+			}
+		}
+	}
+	collect(reflect.TypeFor[Policy]())
+	for _, k := range keys {
+		if !regexp.MustCompile(`(?m)^[#\s-]*` + regexp.QuoteMeta(k) + `:`).Match(data) {
+			t.Errorf("examples/policy.yaml does not show the key %q", k)
+		}
 	}
 }

@@ -115,7 +115,7 @@ func (v *validator) roles() {
 		v.permissionList(path.with("permissions"), r.Permissions)
 		for i, parent := range r.Inherits {
 			if _, ok := v.p.Roles[parent]; !ok {
-				v.addf(path.with("inherits", index(i)), "unknown role %q", parent)
+				v.addf(path.with("inherits", index(i)), "unknown role %q%s", parent, v.roleHint(parent))
 			}
 		}
 		v.duplicates(path.with("inherits"), r.Inherits)
@@ -166,7 +166,7 @@ func (v *validator) cycles(names []string) {
 func (v *validator) roleRefs(path Path, roles []string) {
 	for i, r := range roles {
 		if _, ok := v.p.Roles[r]; !ok {
-			v.addf(path.with(index(i)), "unknown role %q", r)
+			v.addf(path.with(index(i)), "unknown role %q%s", r, v.roleHint(r))
 		}
 	}
 	v.duplicates(path, roles)

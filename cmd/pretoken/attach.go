@@ -11,12 +11,12 @@ import (
 )
 
 type attachCmd struct {
-	UserPoolID  string `name:"user-pool-id" required:"" env:"PRETOKEN_USER_POOL_ID" placeholder:"ID" help:"The user pool (REGION_ID)."`
-	FunctionARN string `name:"function-arn" placeholder:"ARN" help:"The trigger function's ARN (the stack's TriggerFunctionArn output), optionally with a version or alias. With --detach: the function whose invoke permission to remove (default: the pool's trigger)."`
-	Version     string `enum:"V1_0,V2_0,V3_0," default:"" placeholder:"V1_0|V2_0|V3_0" help:"Event version: V1_0 (ID token, every plan), V2_0 (both tokens, Essentials or Plus), V3_0 (V2_0 plus client credentials)."`
-	Detach      bool   `help:"Take the pre token generation trigger off the pool instead, and the invoke permission attach added for it; other triggers and statements stay."`
-	UpgradePlan bool   `name:"upgrade-plan" help:"Let V2_0/V3_0 move a Lite pool to the Essentials plan (billed per monthly active user)."`
-	DryRun      bool   `name:"dry-run" help:"Print the settings and the permission that would change; change nothing."`
+	UserPoolID  string       `name:"user-pool-id" required:"" env:"PRETOKEN_USER_POOL_ID" placeholder:"ID" help:"The user pool (REGION_ID)."`
+	FunctionARN string       `name:"function-arn" placeholder:"ARN" help:"The trigger function's ARN (the stack's TriggerFunctionArn output), optionally with a version or alias. With --detach: the function whose invoke permission to remove (default: the pool's trigger)."`
+	Version     eventVersion `placeholder:"V1_0|V2_0|V3_0" help:"Event version: V1_0 (ID token, every plan), V2_0 (both tokens, Essentials or Plus), V3_0 (V2_0 plus client credentials); 1 and v1 work too."`
+	Detach      bool         `help:"Take the pre token generation trigger off the pool instead, and the invoke permission attach added for it; other triggers and statements stay."`
+	UpgradePlan bool         `name:"upgrade-plan" help:"Let V2_0/V3_0 move a Lite pool to the Essentials plan (billed per monthly active user)."`
+	DryRun      bool         `name:"dry-run" help:"Print the settings and the permission that would change; change nothing."`
 }
 
 func (c *attachCmd) Run(e *env) error {
@@ -29,7 +29,7 @@ func (c *attachCmd) Run(e *env) error {
 		return err
 	}
 	res, err := deploy.Attach(ctx, cip.NewFromConfig(cfg), lambda.NewFromConfig(cfg), deploy.AttachOptions{
-		UserPoolID: c.UserPoolID, FunctionARN: c.FunctionARN, Version: c.Version,
+		UserPoolID: c.UserPoolID, FunctionARN: c.FunctionARN, Version: c.Version.Name(),
 		Detach: c.Detach, UpgradePlan: c.UpgradePlan, DryRun: c.DryRun})
 	for _, ch := range res.Changes {
 		fmt.Fprintln(e.stdout, "~ "+ch)

@@ -27,27 +27,30 @@ import (
 var consoleFiles embed.FS
 
 type consoleCmd struct {
-	Policy string `placeholder:"FILE" help:"Show a policy file."`
-	Table  string `env:"PRETOKEN_TABLE" placeholder:"NAME" help:"Show the live policy, history, users and tenants of this table."`
-	Addr   string `default:"127.0.0.1:0" placeholder:"HOST:PORT" help:"Where to listen: a loopback address only."`
+	policyArg
+	Table string `env:"PRETOKEN_TABLE" placeholder:"NAME" help:"Show the live policy, history, users and tenants of this table."`
+	Addr  string `default:"127.0.0.1:0" placeholder:"HOST:PORT" help:"Where to listen: a loopback address only."`
 }
 
 func (c *consoleCmd) Run(e *env) error {
-	if c.Policy != "" && c.Table != "" && c.Table != os.Getenv("PRETOKEN_TABLE") {
-		return usagef("show a policy file (--policy) or a table (--table), not both")
+	if _, err := c.path(); err != nil {
+		return err
 	}
-	if c.Policy != "" {
-		c.Table = "" // --policy wins over PRETOKEN_TABLE
+	if c.File != "" && c.Table != "" && c.Table != os.Getenv("PRETOKEN_TABLE") {
+		return usagef("show a policy file (-f) or a table (--table), not both")
 	}
-	if c.Policy == "" && c.Table == "" {
-		return usagef("name what to show: --policy FILE, or --table NAME (or PRETOKEN_TABLE)")
+	if c.File != "" {
+		c.Table = "" // the file wins over PRETOKEN_TABLE
+	}
+	if c.File == "" && c.Table == "" {
+		return usagef("name what to show: a policy file (pretoken console FILE, or -f FILE), or --table NAME (or PRETOKEN_TABLE)")
 	}
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil || !loopback.Host(host) {
 		return usagef("--addr %q: the console listens on a loopback address only (127.0.0.1:PORT)", c.Addr)
 	}
 	ctx := context.Background()
-	src := consoleSource{policyFile: c.Policy}
+	src := consoleSource{policyFile: c.File}
 	if c.Table != "" {
 		if src.store, err = (tableFlag{Table: c.Table}).store(ctx, e); err != nil {
 			return err
@@ -189,6 +192,44 @@ type modelView struct {
 	Tenancy     string              `json:"tenancy"`
 	Table       bool                `json:"table"`
 	Budget      int                 `json:"budget"`
+	Profiles    []profileView       `json:"profiles"`
+}
+
+// profileView is what one app client's tokens carry, from its profile:
+// the profile as written, and the permissions that pass each token's
+// allow-list (as scopes or in a permissions claim).
+type profileView struct {
+	Client      string    `json:"client"`
+	IDToken     tokenView `json:"idToken"`
+	AccessToken tokenView `json:"accessToken"`
+}
+
+type tokenView struct {
+	permissions.TokenProfile
+	AllowAbsent bool     `json:"allowAbsent"`
+	Reaching    []string `json:"reaching"`
+}
+
+func profiles(p *permissions.Policy, perms []string) []profileView {
+	view := func(t permissions.TokenProfile) tokenView {
+		v := tokenView{TokenProfile: t, AllowAbsent: t.Allow == nil, Reaching: []string{}}
+		for _, perm := range perms {
+			if t.Allow.Admits(perm) {
+				v.Reaching = append(v.Reaching, perm)
+			}
+		}
+		return v
+	}
+	ids := slices.Sorted(maps.Keys(p.Clients))
+	if !slices.Contains(ids, permissions.DefaultProfile) {
+		ids = append([]string{permissions.DefaultProfile}, ids...) // the empty default serves every client not listed
+	}
+	var out []profileView
+	for _, id := range ids {
+		c := p.Clients[id]
+		out = append(out, profileView{Client: id, IDToken: view(c.IDToken), AccessToken: view(c.AccessToken)})
+	}
+	return out
 }
 
 func (s consoleSource) model(ctx context.Context) (modelView, error) {
@@ -227,6 +268,7 @@ func (s consoleSource) model(ctx context.Context) (modelView, error) {
 		m.Roles = append(m.Roles, v)
 	}
 	m.Permissions = slices.Sorted(maps.Keys(perms))
+	m.Profiles = profiles(p, m.Permissions)
 	return m, nil
 }
 
@@ -329,11 +371,14 @@ func (s consoleSource) diff(ctx context.Context, from, to string) ([]string, err
 // preview answers a token preview by the path explain takes.
 func (s consoleSource) preview(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	c := explainCmd{Policy: s.policyFile, Client: q.Get("client"), Group: nonEmpty(q["group"]), Version: q.Get("version"),
+	c := explainCmd{policyArg: policyArg{File: s.policyFile}, Client: q.Get("client"), Group: nonEmpty(q["group"]),
 		User: q.Get("user"), Tenant: q.Get("tenant"), IdPGroup: nonEmpty(q["idpGroup"]), ClientCredentials: q.Get("machine") == "true",
 		Attr: map[string]string{}, Membership: map[string]string{}}
 	if s.store != nil {
 		c.Table = s.store.Table()
+	}
+	if err := c.Version.UnmarshalText([]byte(q.Get("version"))); err != nil {
+		return nil, err
 	}
 	if c.Version == "" {
 		c.Version = "2"

@@ -124,7 +124,7 @@ func TestConsoleViews(t *testing.T) {
 // TestConsoleTableViews: history, users and tenants from DynamoDB Local.
 func TestConsoleTableViews(t *testing.T) {
 	table := opsTable(t)
-	if code, _, errOut := runCLI(t, "assign", "--table", table, "u-7", "refunder"); code != 0 {
+	if code, _, errOut := runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000007", "refunder"); code != 0 {
 		t.Fatal(errOut)
 	}
 	s, err := (tableFlag{Table: table}).store(context.Background(), &env{})
@@ -147,7 +147,7 @@ func TestConsoleTableViews(t *testing.T) {
 		t.Errorf("diff 1..2: %q", diff)
 	}
 	var u permissions.User
-	getJSON(t, page+"api/user?sub=u-7", &u)
+	getJSON(t, page+"api/user?sub=00000000-0000-4000-8000-000000000007", &u)
 	if len(u.Roles) != 1 || u.Roles[0] != "refunder" {
 		t.Errorf("user: %+v", u)
 	}
@@ -156,7 +156,7 @@ func TestConsoleTableViews(t *testing.T) {
 		t.Errorf("tenant: %d", code)
 	}
 	var preview map[string]any
-	getJSON(t, page+"api/preview?client=4webappclient0000&user=u-7", &preview)
+	getJSON(t, page+"api/preview?client=4webappclient0000&user=00000000-0000-4000-8000-000000000007", &preview)
 	if !strings.Contains(preview["text"].(string), "assigned:     refunder") {
 		t.Errorf("preview with a user: %v", preview["text"])
 	}
@@ -210,6 +210,34 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	navigate(consoleServer(t, consoleSource{policyFile: examplePolicy, file: exampleSnap}))
+	// Every cell of the matrix has its borders, granted or not.
+	grid := eval(`(() => { const cs = [...document.querySelectorAll("#cells .cell, #cells .blank")];
+		const bordered = cs.filter(c => { const st = getComputedStyle(c); return st.borderRightWidth === "1px" && st.borderBottomWidth === "1px" && st.borderRightStyle === "solid"; });
+		return cs.length + " " + bordered.length + " " + model.permissions.length * model.roles.length })()`)
+	if f := strings.Fields(grid); len(f) != 3 || f[0] != f[2] || f[1] != f[2] {
+		t.Errorf("matrix cells drawn, bordered, expected: %s", grid)
+	}
+	// In file mode the History view offers no version form (versions live in a table) and says why.
+	eval(`(document.querySelector('button[data-view="history"]').click(), "")`)
+	wait(`document.getElementById("hlist").textContent.length > 0`)
+	if form, list := eval(`String(document.getElementById("dform").offsetParent === null)`), eval(`document.getElementById("hlist").textContent`); form != "true" || !strings.Contains(list, "--table") {
+		t.Errorf("History in file mode: version form hidden %s, text %q", form, list)
+	}
+	// App clients: what each client's tokens carry, from its profile.
+	eval(`(document.querySelector('button[data-view="clients"]').click(), "")`)
+	clients := eval(`[...document.querySelectorAll("#clist .profile")].map(p => p.dataset.client + ": " + [...p.querySelectorAll("dl")].map(dl => dl.innerText.replace(/\s+/g, " ")).join(" | ")).join("\n")`)
+	shot("console-clients.png")
+	for _, want := range []string{
+		"1example23456789: ID token every plan (V1_0 and up) claims app_groups ← groups, app_roles ← roles permissions catalog:read orders:read orders:refund orders:write reports:read users:manage [allow: *]",
+		"scopes orders-api/catalog:read orders-api/orders:read orders-api/orders:refund orders-api/orders:write orders-api/reports:read orders-api/users:manage",
+		"default: ID token every plan (V1_0 and up) claims app_permissions ← permissions, app_roles ← roles, tenant ← attribute:custom:tenant_id permissions every permission (6)",
+		"permissions catalog:read orders:read orders:refund orders:write [allow: orders:* catalog:read] scopes orders-api/catalog:read orders-api/orders:read orders-api/orders:refund orders-api/orders:write suppressed scopes aws.cognito.signin.user.admin",
+	} {
+		if !strings.Contains(clients, want) {
+			t.Errorf("App clients view lacks %q:\n%s", want, clients)
+		}
+	}
+	eval(`(document.querySelector('button[data-view="matrix"]').click(), "")`)
 	eval(`(() => { const s = document.getElementById("search"); s.value = "refund"; s.dispatchEvent(new Event("input")); return "" })()`)
 	counts := eval(`document.getElementById("counts").textContent`)
 	cells := eval(`[...document.querySelectorAll("#cells .cell")].map(c => c.dataset.perm+"/"+c.dataset.role+"/"+c.dataset.kind).sort().join(" ")`)
@@ -260,7 +288,7 @@ func TestConsoleInChromium(t *testing.T) {
 
 	// On a table: every view has its data.
 	table := opsTable(t)
-	if code, _, errOut := runCLI(t, "assign", "--table", table, "u-8", "refunder", "--tenant", "acme"); code != 0 {
+	if code, _, errOut := runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000008", "refunder", "--tenant", "acme"); code != 0 {
 		t.Fatal(errOut)
 	}
 	store, err := (tableFlag{Table: table}).store(context.Background(), &env{})
@@ -272,15 +300,15 @@ func TestConsoleInChromium(t *testing.T) {
 	wait(`document.querySelectorAll("#hlist .record").length >= 2`)
 	history := eval(`document.getElementById("hlist").innerText`)
 	shot("console-history.png")
-	eval(`(() => { document.querySelector('button[data-view="users"]').click(); document.querySelector('#uform input').value = "u-8";
+	eval(`(() => { document.querySelector('button[data-view="users"]').click(); document.querySelector('#uform input').value = "00000000-0000-4000-8000-000000000008";
 		document.querySelector("#uform button").click(); document.querySelector('#tform input').value = "acme"; document.querySelector("#tform button").click(); return "" })()`)
 	wait(`document.getElementById("utext").textContent.length > 0 && document.getElementById("ttext").textContent.length > 0`)
 	user, members := eval(`document.getElementById("utext").textContent`), eval(`document.getElementById("ttext").textContent`)
 	shot("console-users.png")
-	if !strings.Contains(history, "assign user u-8 tenant acme") || !strings.Contains(history, "+ role admin") {
+	if !strings.Contains(history, "assign user 00000000-0000-4000-8000-000000000008 tenant acme") || !strings.Contains(history, "+ role admin") {
 		t.Errorf("history view: %q", history)
 	}
-	if !strings.Contains(user, "tenant acme: refunder") || members != "u-8  refunder" {
+	if !strings.Contains(user, "tenant acme: refunder") || members != "00000000-0000-4000-8000-000000000008  refunder" {
 		t.Errorf("users and tenants: %q / %q", user, members)
 	}
 	t.Logf("screenshots in %s", shots)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,13 +93,16 @@ func printPlan(w io.Writer, table, version string, changes []permissions.Change,
 
 type planCmd struct {
 	tableFlag
-	File string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML) to compare with the table."`
-	JSON bool   `name:"json" help:"Print the plan as JSON."`
+	policyArg
+	JSON bool `name:"json" help:"Print the plan as JSON."`
 }
 
 // Run exits 0 with no changes, 2 with changes, 1 on error, like
 // terraform plan -detailed-exitcode.
 func (c *planCmd) Run(e *env) error {
+	if path, err := c.path(); err != nil || path == "" {
+		return cmp.Or(err, usagef("name the policy file to compare: pretoken plan FILE (or -f FILE)"))
+	}
 	p, err := readPolicyFile(e, c.File, "")
 	if err != nil {
 		return err
@@ -142,7 +146,7 @@ func noteLosses(ctx context.Context, e *env, s *dynamo.Store, p *permissions.Pol
 type applyCmd struct {
 	tableFlag
 	actorFlag
-	File          string `short:"f" required:"" placeholder:"FILE" help:"Policy file (YAML) to make the table equal to."`
+	policyArg
 	ExpectVersion string `placeholder:"N" help:"Refuse to apply unless the stored policy is at version N (plan at N, apply at N)."`
 	DryRun        bool   `name:"dry-run" help:"Print the plan and stop; nothing is written."`
 	Yes           bool   `short:"y" help:"Apply without asking (on a terminal, apply shows the plan and asks first)."`
@@ -154,6 +158,9 @@ func (c *applyCmd) Run(e *env) error {
 		if n, err := strconv.ParseUint(c.ExpectVersion, 10, 63); err != nil || strconv.FormatUint(n, 10) != c.ExpectVersion {
 			return usagef("--expect-version %q: want a policy version number, as plan prints it", c.ExpectVersion)
 		}
+	}
+	if path, err := c.path(); err != nil || path == "" {
+		return cmp.Or(err, usagef("name the policy file to apply: pretoken apply FILE (or -f FILE)"))
 	}
 	p, err := readPolicyFile(e, c.File, "; nothing was applied")
 	if err != nil {
@@ -335,6 +342,7 @@ type assignment struct {
 	Sub    string   `arg:"" help:"The user's sub (the Cognito user id)."`
 	Roles  []string `arg:"" help:"Roles (assign: each must exist in the stored policy)."`
 	Tenant string   `placeholder:"T" help:"The roles are the user's in tenant T (a membership), not global."`
+	Force  bool     `help:"Take SUB as given, even if it does not look like a Cognito sub (a UUID)."`
 }
 
 // change is Assign or Unassign; inTenant the same within one tenant.
@@ -344,6 +352,11 @@ type change struct {
 }
 
 func (c *assignment) run(e *env, ch change) error {
+	if !c.Force {
+		if err := checkSub(c.Sub); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
 	s, err := c.store(ctx, e)
 	if err != nil {
@@ -362,6 +375,7 @@ func (c *assignment) run(e *env, ch change) error {
 	who := "user " + c.Sub
 	if c.Tenant != "" {
 		who += " in tenant " + c.Tenant
+		warnNoTenancy(ctx, e, s)
 	}
 	if !res.Changed {
 		fmt.Fprintf(e.stdout, "no change: %s has roles [%s]\n", who, strings.Join(res.After, " "))
@@ -484,6 +498,7 @@ func (c *tenantUseCmd) Run(e *env) error {
 	if err := s.SetActiveTenant(ctx, c.Sub, c.Tenant, c.resolve(ctx, e, c.tableFlag)); err != nil {
 		return err
 	}
+	warnNoTenancy(ctx, e, s)
 	fmt.Fprintf(e.stdout, "user %s: active tenant %s (the user's next tokens are for it: refresh them)\n", c.Sub, c.Tenant)
 	return nil
 }

@@ -78,7 +78,7 @@ func TestPlan(t *testing.T) {
 			c := p.Clients["default"]
 			c.AccessToken.ScopePrefix = "api/"
 			p.Clients["default"] = c
-		}, "~ client default: accessToken changed"},
+		}, `~ client default: accessToken.scopePrefix "orders-api/" -> "api/"`},
 		{"limits", func(p *permissions.Policy) { p.Limits.MaxTokenBytes = 4096 }, "~ limits: maxTokenBytes 2500 -> 4096"},
 	}
 	for _, tt := range tests {
@@ -220,33 +220,37 @@ func TestBadFilesWriteNothing(t *testing.T) {
 
 func TestAssignUnassignUser(t *testing.T) {
 	table := opsTable(t)
-	code, out, errOut := runCLI(t, "assign", "--table", table, "u-42", "refunder", "reporter")
-	if code != 0 || out != "user u-42: roles [] -> [refunder reporter]\n" {
+	code, out, errOut := runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000042", "refunder", "reporter")
+	if code != 0 || out != "user 00000000-0000-4000-8000-000000000042: roles [] -> [refunder reporter]\n" {
 		t.Fatalf("assign: %d %q %q", code, out, errOut)
 	}
-	code, out, _ = runCLI(t, "user", "--table", table, "u-42")
+	code, out, _ = runCLI(t, "user", "--table", table, "00000000-0000-4000-8000-000000000042")
 	if code != 0 || !strings.Contains(out, "direct roles:   refunder reporter\n") || !strings.Contains(out, "with inherited: refunder reporter viewer\n") ||
 		!strings.Contains(out, "permissions:    catalog:read orders:read orders:refund reports:read\n") {
 		t.Errorf("user: %q", out)
 	}
-	code, _, errOut = runCLI(t, "assign", "--table", table, "u-42", "admin", "superuser")
+	code, _, errOut = runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000042", "admin", "superuser")
 	if code != 1 || !strings.Contains(errOut, `unknown role: superuser (the stored policy`) {
 		t.Errorf("unknown role: %d %q", code, errOut)
 	}
-	code, out, _ = runCLI(t, "unassign", "--table", table, "u-42", "reporter")
-	if code != 0 || out != "user u-42: roles [refunder reporter] -> [refunder]\n" {
+	code, out, _ = runCLI(t, "unassign", "--table", table, "00000000-0000-4000-8000-000000000042", "reporter")
+	if code != 0 || out != "user 00000000-0000-4000-8000-000000000042: roles [refunder reporter] -> [refunder]\n" {
 		t.Errorf("unassign: %d %q", code, out)
 	}
-	code, out, _ = runCLI(t, "explain", "--table", table, "--user", "u-42", "--client", "web", "--group", "staff")
+	code, out, errOut = runCLI(t, "explain", "--table", table, "--user", "00000000-0000-4000-8000-000000000042", "--client", "web", "--group", "staff")
 	if code != 0 || !strings.Contains(out, "assigned:     refunder\n") || !strings.Contains(out, "roles:        editor refunder viewer\n") ||
 		!strings.Contains(out, "orders-api/orders:refund") {
 		t.Errorf("explain --table --user:\n%s", out)
 	}
+	// The function reads assignments only when told to: the preview says so.
+	if !strings.Contains(errOut, "warning: user 00000000-0000-4000-8000-000000000042's assigned roles (refunder) reach tokens only where the function runs with PRETOKEN_USER_ASSIGNMENTS=true") {
+		t.Errorf("explain --table --user: stderr %q, want the PRETOKEN_USER_ASSIGNMENTS warning", errOut)
+	}
 	code, out, _ = runCLI(t, "history", "--table", table)
-	if code != 0 || !strings.Contains(out, "test-setup  unassign user u-42  1 -> 2\n    roles [refunder reporter] -> [refunder]\n") {
+	if code != 0 || !strings.Contains(out, "test-setup  unassign user 00000000-0000-4000-8000-000000000042  1 -> 2\n    roles [refunder reporter] -> [refunder]\n") {
 		t.Errorf("history of assignments:\n%s", out)
 	}
-	if code, _, errOut := runCLI(t, "explain", "--policy", examplePolicy, "--user", "u-42", "--client", "web"); code != exitUsage || !strings.Contains(errOut, "--user needs --table") {
+	if code, _, errOut := runCLI(t, "explain", "--policy", examplePolicy, "--user", "00000000-0000-4000-8000-000000000042", "--client", "web"); code != exitUsage || !strings.Contains(errOut, "--user needs --table") {
 		t.Errorf("--user without --table: %d %q", code, errOut)
 	}
 }

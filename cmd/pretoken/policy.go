@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -19,24 +20,23 @@ import (
 )
 
 type validateCmd struct {
-	File string `short:"f" placeholder:"FILE" help:"Policy file (YAML)."`
-	Path string `arg:"" optional:"" name:"file" help:"The policy file, as an argument instead of -f."`
+	policyArg
 }
 
 func (c *validateCmd) Run(e *env) error {
-	switch {
-	case c.File != "" && c.Path != "" && c.File != c.Path:
-		return usagef("name the policy file once: -f %s or %s", c.File, c.Path)
-	case c.File == "" && c.Path == "":
+	if path, err := c.path(); err != nil {
+		return err
+	} else if path == "" {
 		return usagef("name the policy file: pretoken validate FILE (or -f FILE)")
-	case c.File == "":
-		c.File = c.Path
 	}
 	snap, err := permissions.LoadFile(c.File)
 	if err := reportProblems(e, c.File, err, ""); err != nil {
 		return err
 	}
 	p := snap.Policy()
+	for _, r := range permissions.Ungranted(p) {
+		fmt.Fprintf(e.stderr, "note: %s: role %q is granted by no group, default, machine client or IdP group: only assign and tenant memberships can give it\n", c.File, r)
+	}
 	fmt.Fprintf(e.stdout, "%s: valid (%d roles, %d groups, %d default roles, %d machine clients, %d client profiles; version %s)\n",
 		c.File, len(p.Roles), len(p.Groups), len(p.Defaults.Roles), len(p.Machines), len(p.Clients), snap.Version())
 	printTrusted(e.stdout, p)
@@ -76,8 +76,8 @@ func loadPolicy(path string) (*permissions.Snapshot, error) {
 }
 
 type simulateCmd struct {
-	Policy  string   `xor:"target" required:"" placeholder:"FILE" help:"Policy file (YAML): run the handler in this process."`
-	URL     string   `xor:"target" required:"" placeholder:"URL" help:"Instead of --policy, send the events to a running function's invoke URL (aws-lambda-rie's)."`
+	policyArg
+	URL     string   `placeholder:"URL" help:"Instead of a policy file, send the events to a running function's invoke URL (aws-lambda-rie's)."`
 	Event   []string `required:"" placeholder:"FILE" help:"Event JSON file; repeat for several."`
 	Summary bool     `help:"Print what each token gets, readably, instead of the response JSON."`
 }
@@ -85,16 +85,16 @@ type simulateCmd struct {
 // invoker answers one raw event.
 type invoker func(payload []byte) ([]byte, error)
 
-func (c *simulateCmd) invoker() (invoker, error) {
+func (c *simulateCmd) invoker() (invoker, *permissions.Policy, error) {
 	if c.URL != "" {
-		return func(payload []byte) ([]byte, error) { return invokeURL(c.URL, payload) }, nil
+		return func(payload []byte) ([]byte, error) { return invokeURL(c.URL, payload) }, nil, nil
 	}
-	snap, err := loadPolicy(c.Policy)
+	snap, err := loadPolicy(c.File)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h := trigger.New(trigger.Static{S: snap}, zerolog.Nop())
-	return func(payload []byte) ([]byte, error) { return h.Invoke(context.Background(), payload) }, nil
+	return func(payload []byte) ([]byte, error) { return h.Invoke(context.Background(), payload) }, snap.Policy(), nil
 }
 
 // invokeURL posts payload to a Lambda invoke URL. A function error comes
@@ -122,7 +122,15 @@ func invokeURL(url string, payload []byte) ([]byte, error) {
 }
 
 func (c *simulateCmd) Run(e *env) error {
-	invoke, err := c.invoker()
+	switch path, err := c.path(); {
+	case err != nil:
+		return err
+	case path != "" && c.URL != "":
+		return usagef("run the events on a policy file or on --url, not both")
+	case path == "" && c.URL == "":
+		return usagef("name a policy file (pretoken simulate FILE --event E, or -f FILE) or a running function (--url URL)")
+	}
+	invoke, policy, err := c.invoker()
 	if err != nil {
 		return err
 	}
@@ -139,6 +147,9 @@ func (c *simulateCmd) Run(e *env) error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s: the trigger answered with an error: %v", path, err)
+		}
+		if ev, derr := trigger.DecodeEvent(payload); derr == nil && policy != nil {
+			warn(e.stderr, path+": ", unmatched(policy, eventPreview(ev)))
 		}
 		if !c.Summary {
 			fmt.Fprintf(e.stdout, "%s\n", out)
@@ -158,13 +169,13 @@ func (c *simulateCmd) Run(e *env) error {
 }
 
 type explainCmd struct {
-	Policy            string            `placeholder:"FILE" help:"Policy file (YAML) to explain."`
-	Table             string            `env:"PRETOKEN_TABLE" placeholder:"NAME" help:"Instead of --policy, explain the live policy in this DynamoDB table."`
+	policyArg
+	Table             string            `env:"PRETOKEN_TABLE" placeholder:"NAME" help:"Instead of a policy file, explain the live policy in this DynamoDB table."`
 	User              string            `placeholder:"SUB" help:"With --table: include the roles assigned to this user (by sub)."`
 	Client            string            `required:"" placeholder:"ID" help:"App client id the tokens are issued to."`
 	Group             []string          `placeholder:"G" help:"A Cognito group of the user; repeat for several."`
 	Attr              map[string]string `placeholder:"K=V" help:"A user attribute, for attribute: claims; repeat for several."`
-	Version           string            `default:"2" enum:"1,2,3" help:"Event version: 1 (ID token only), 2 or 3 (both tokens)."`
+	Version           eventVersion      `default:"2" placeholder:"1|2|3" help:"Event version: 1 (ID token only), 2 or 3 (both tokens); v1 and V1_0 work too."`
 	ClientCredentials bool              `help:"A client-credentials token for a machine client (needs --version 3)."`
 	Tenant            string            `placeholder:"T" help:"The token's active tenant (with --table and --user, one of the user's memberships; else one of --membership)."`
 	Membership        map[string]string `placeholder:"T=ROLE,ROLE" help:"A membership for the preview: the user's roles in tenant T; repeat for several."`
@@ -181,23 +192,34 @@ func (c *explainCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	tenant := c.Tenant
+	if tenant == "" && len(c.Membership) > 0 {
+		tenant = slices.Sorted(maps.Keys(c.Membership))[0]
+	}
+	warn(e.stderr, "", unmatched(snap.Policy(), preview{client: c.Client, machine: c.ClientCredentials, groups: c.Group, tenant: tenant}))
 	x, err := h.Explain(ctx, c.event(snap))
 	if err != nil {
 		return fmt.Errorf("the trigger answered with an error: %v", err)
+	}
+	if c.User != "" && len(x.Assigned) > 0 {
+		warn(e.stderr, "", []string{assignedWarning(c.User, x.Assigned)})
 	}
 	c.print(e.stdout, x)
 	return nil
 }
 
 func (c *explainCmd) check() error {
-	if c.Policy != "" && c.Table != "" {
-		if c.Table != os.Getenv("PRETOKEN_TABLE") {
-			return usagef("explain a policy file (--policy) or a table (--table), not both")
-		}
-		c.Table = "" // --policy wins over the table in PRETOKEN_TABLE
+	if _, err := c.path(); err != nil {
+		return err
 	}
-	if c.Policy == "" && c.Table == "" {
-		return usagef("name what to explain: --policy FILE, or --table NAME (or PRETOKEN_TABLE)")
+	if c.File != "" && c.Table != "" {
+		if c.Table != os.Getenv("PRETOKEN_TABLE") {
+			return usagef("explain a policy file (-f) or a table (--table), not both")
+		}
+		c.Table = "" // the file wins over the table in PRETOKEN_TABLE
+	}
+	if c.File == "" && c.Table == "" {
+		return usagef("name what to explain: a policy file (pretoken explain FILE, or -f FILE), or --table NAME (or PRETOKEN_TABLE)")
 	}
 	if c.ClientCredentials && c.Version != "3" {
 		return usagef("--client-credentials needs --version 3: only V3_0 events fire for client credentials")
@@ -251,7 +273,7 @@ func (c *explainCmd) handler(ctx context.Context, e *env) (*trigger.Handler, *pe
 	var snap *permissions.Snapshot
 	if c.Table == "" {
 		var err error
-		if snap, err = loadPolicy(c.Policy); err != nil {
+		if snap, err = loadPolicy(c.File); err != nil {
 			return nil, nil, err
 		}
 	} else {

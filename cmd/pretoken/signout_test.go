@@ -231,17 +231,17 @@ func TestUnassignSignsOutAndPlanSaysWhoLoses(t *testing.T) {
 	table := opsTable(t)
 	f := awsfake.New(t)
 	f.AddPool(map[string]any{"Id": fakePool})
-	f.AddUser(fakePool, awsfake.User{Username: "Okta_u9", Sub: "u-9", Provider: "Okta"})
+	f.AddUser(fakePool, awsfake.User{Username: "Okta_u9", Sub: "00000000-0000-4000-8000-000000000009", Provider: "Okta"})
 	t.Setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", f.CognitoURL)
-	if code, _, errOut := runCLI(t, "assign", "--table", table, "u-9", "refunder"); code != 0 {
+	if code, _, errOut := runCLI(t, "assign", "--table", table, "00000000-0000-4000-8000-000000000009", "refunder"); code != 0 {
 		t.Fatal(errOut)
 	}
-	code, out, errOut := runCLI(t, "unassign", "--table", table, "u-9", "refunder", "--sign-out", "--user-pool-id", fakePool)
+	code, out, errOut := runCLI(t, "unassign", "--table", table, "00000000-0000-4000-8000-000000000009", "refunder", "--sign-out", "--user-pool-id", fakePool)
 	so := f.Calls("cognito-idp:AdminUserGlobalSignOut")
-	if code != 0 || !strings.Contains(out, "signed out u-9") || len(so) != 1 || so[0].Input["Username"] != "Okta_u9" {
+	if code != 0 || !strings.Contains(out, "signed out 00000000-0000-4000-8000-000000000009") || len(so) != 1 || so[0].Input["Username"] != "Okta_u9" {
 		t.Errorf("unassign --sign-out: exit %d, %q, %q, sign-outs %v", code, out, errOut, so)
 	}
-	if code, _, errOut := runCLI(t, "unassign", "--table", table, "u-9", "refunder", "--sign-out"); code != exitUsage || !strings.Contains(errOut, "--user-pool-id") {
+	if code, _, errOut := runCLI(t, "unassign", "--table", table, "00000000-0000-4000-8000-000000000009", "refunder", "--sign-out"); code != exitUsage || !strings.Contains(errOut, "--user-pool-id") {
 		t.Errorf("--sign-out without a pool: exit %d, %q", code, errOut)
 	}
 	less := policyFile(t, func(p *permissions.Policy) { p.Groups["staff"] = []string{"viewer"} })

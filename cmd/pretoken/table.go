@@ -45,11 +45,7 @@ var tableName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 // awsConfig is the SDK's standard chain, with its own log lines (such as
 // the IMDS fallback warning) shown only under --debug, and a region required.
 func awsConfig(ctx context.Context, e *env) (aws.Config, error) {
-	opts := []func(*awsconfig.LoadOptions) error{}
-	if !e.debug {
-		opts = append(opts, awsconfig.WithLogger(logging.Nop{}))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, sdkQuiet(e)...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
@@ -57,6 +53,15 @@ func awsConfig(ctx context.Context, e *env) (aws.Config, error) {
 		return aws.Config{}, errors.New("no AWS region: set AWS_REGION (for example export AWS_REGION=us-east-1) or a region in your AWS profile")
 	}
 	return cfg, nil
+}
+
+// sdkQuiet are the SDK options of every command: its log lines (such as
+// the IMDS fallback warning) only under --debug.
+func sdkQuiet(e *env) []func(*awsconfig.LoadOptions) error {
+	if e.debug {
+		return nil
+	}
+	return []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(logging.Nop{})}
 }
 
 // dynamoEndpoint is where DynamoDB requests go: the override the SDK reads

@@ -56,3 +56,22 @@ func TestTenantCommands(t *testing.T) {
 		t.Errorf("unassign in a tenant: %q", out)
 	}
 }
+
+// Tenant data in a table whose policy has no tenancy is kept, but no token
+// reads it: assign --tenant and tenant use say so.
+func TestTenantDataWithoutTenancyWarns(t *testing.T) {
+	table := opsTable(t) // the example policy: no tenancy
+	const sub = "55555555-5555-4555-8555-555555555555"
+	for _, args := range [][]string{
+		{"assign", "--table", table, sub, "refunder", "--tenant", "acme"},
+		{"tenant", "use", "--table", table, sub, "acme"},
+	} {
+		code, _, errOut := runCLI(t, args...)
+		if code != 0 || !strings.Contains(errOut, "warning: the table's policy has no tenancy") {
+			t.Errorf("%v: code %d, stderr %q", args, code, errOut)
+		}
+	}
+	if _, _, errOut := runCLI(t, "assign", "--table", table, sub, "refunder"); errOut != "" {
+		t.Errorf("assign without a tenant: stderr %q", errOut)
+	}
+}

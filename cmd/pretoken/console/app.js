@@ -67,7 +67,8 @@ function draw() {
     frag.appendChild(h);
     for (let c = c0; c < c1; c++) {
       const kind = grant(cols[c], perm);
-      if (!kind) continue;
+      if (!kind) { frag.appendChild(cell("blank", HW + c * CW, y, CW, "")); continue; } // drawn for its borders
+
       const title = kind === "direct" ? cols[c].name + " grants " + perm : cols[c].name + " inherits " + perm + " through " + cols[c].inherited[perm];
       const d = cell("cell " + kind, HW + c * CW, y, CW, kind === "direct" ? "●" : "○", title);
       d.dataset.perm = perm; d.dataset.role = cols[c].name; d.dataset.kind = kind;
@@ -95,6 +96,29 @@ function sources() {
   const shown = lines.slice(0, 200);
   if (lines.length > shown.length) shown.push("… and " + (lines.length - shown.length) + " more (search to narrow the matrix)");
   $("sources").replaceChildren(...shown.map(t => { const p = document.createElement("div"); p.textContent = t; return p; }));
+}
+
+// App clients: what each profile puts in each token.
+function clients() {
+  const entry = (dl, k, v) => { const dt = document.createElement("dt"), dd = document.createElement("dd"); dt.textContent = k; dd.textContent = v; dl.append(dt, dd); };
+  const claims = t => Object.entries(t.claims || {}).sort().map(([n, src]) => n + " ← " + src).join(", ") || "(none)";
+  const reach = t => t.allowAbsent ? "every permission (" + t.reaching.length + ")" : (t.reaching.join(" ") || "(none)") + "  [allow: " + ((t.allow || []).join(" ") || "nothing") + "]";
+  $("clist").replaceChildren(...model.profiles.map(p => {
+    const d = document.createElement("div"); d.className = "profile"; d.dataset.client = p.client;
+    const h = document.createElement("h3"); h.textContent = p.client === "default" ? "default (every client not listed)" : p.client;
+    d.appendChild(h);
+    for (const [name, t, note] of [["ID token", p.idToken, "every plan (V1_0 and up)"], ["access token", p.accessToken, "V2_0/V3_0 (Essentials or Plus)"]]) {
+      const dl = document.createElement("dl"); dl.dataset.token = name;
+      entry(dl, name, note);
+      entry(dl, "claims", claims(t));
+      entry(dl, "permissions", reach(t));
+      if (name === "access token") entry(dl, "scopes", t.scopes ? (t.reaching.map(x => (t.scopePrefix || "") + x).join(" ") || "(none)") : "none added");
+      if ((t.suppressScopes || []).length) entry(dl, "suppressed scopes", t.suppressScopes.join(" "));
+      if ((t.suppressClaims || []).length) entry(dl, "suppressed claims", t.suppressClaims.join(" "));
+      d.appendChild(dl);
+    }
+    return d;
+  }));
 }
 
 // Token preview: the same resolution as pretoken explain.
@@ -156,6 +180,7 @@ $("tform").onsubmit = async ev => {
   $("pclients").replaceChildren(...model.clients.filter(c => c !== "default").map(c => { const o = document.createElement("option"); o.value = c; return o; }));
   for (const e of document.querySelectorAll(".table-only")) e.hidden = !model.table;
   sources();
+  clients();
   $("search").oninput = filter;
   $("granted").onchange = filter;
   $("grid").onscroll = draw;
