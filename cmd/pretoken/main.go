@@ -9,6 +9,8 @@
 //	2   plan: the table differs from the file
 //	3   conflict: the table moved since the plan, or another apply won; nothing was applied
 //	4   the table's live policy is damaged (items missing); pretoken apply -f FILE repairs it
+//	5   the outcome is unknown: a write got no answer and nothing settled it (apply: run pretoken plan -f FILE;
+//	    assign, unassign, tenant use: run pretoken user SUB to see where the table stands)
 //	64  usage: a flag or argument is missing, unknown or malformed
 package main
 
@@ -34,6 +36,7 @@ const (
 	exitChanges  = 2
 	exitConflict = 3
 	exitDamaged  = 4
+	exitUnknown  = 5
 	exitUsage    = 64 // sysexits' EX_USAGE
 )
 
@@ -159,6 +162,8 @@ func run(args []string, e *env) (code int) {
 		return exitConflict
 	case errors.Is(err, dynamo.ErrDamaged):
 		return exitDamaged
+	case errors.Is(err, dynamo.ErrUnknownOutcome):
+		return exitUnknown
 	}
 	return exitError
 }

@@ -1,0 +1,161 @@
+package dynamo_test
+
+// The fence: a switch lands only while its apply still owns the
+// generation, so no clean-up ever deletes what the version item names,
+// however late a request arrives. Each test failed before the switch
+// carried a ConditionCheck on the generation's marker.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/permissions/dynamo"
+)
+
+// servable fails the test unless the table loads, whole, as want.
+func servable(t *testing.T, s *dynamo.Store, want *permissions.Policy, wantVersion string) {
+	t.Helper()
+	got, v, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatalf("the table is not servable: %v", err)
+	}
+	if v != wantVersion || cmp.Diff(want, got, policyCmp) != "" {
+		t.Fatalf("the table serves version %s; want version %s with the policy applied there", v, wantVersion)
+	}
+}
+
+// TestHeldSwitchNeverLandsLate: the switch is held by the network past the
+// apply's deadline and delivered after the apply gave up. Before the fence
+// the apply deleted the new generation, then the switch landed and the
+// version item named a generation without items: the table was damaged.
+func TestHeldSwitchNeverLandsLate(t *testing.T) {
+	for _, inline := range []int{-1, 256 << 10} { // without the inline copy, nothing hides a damaged table
+		direct, faulty, proxy, _, _ := proxied(t)
+		direct.InlineLimit, faulty.InlineLimit = inline, inline
+		ctx := context.Background()
+		first := examplePolicy(t)
+		if _, err := direct.Apply(ctx, first, dynamo.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		release := proxy.Hold("TransactWriteItems", 1)
+		res, err := faulty.Apply(ctx, withEditor(t, "orders:cancel"), dynamo.ApplyOptions{Actor: "held"})
+		if err == nil || res.Applied {
+			t.Fatalf("apply whose switch is held: %+v, %v; want it to fail", res, err)
+		}
+		if errors.Is(err, dynamo.ErrUnknownOutcome) || !strings.Contains(err.Error(), "nothing was applied") {
+			t.Errorf("apply whose switch is held: %v; want a known failure (the generation was abandoned)", err)
+		}
+		release() // the switch lands now, after the apply gave up and cleaned up
+		servable(t, direct, first, "1")
+		// And the next apply goes ahead.
+		next := withEditor(t, "orders:archive")
+		if _, err := direct.Apply(ctx, next, dynamo.ApplyOptions{}); err != nil {
+			t.Fatalf("the apply after: %v", err)
+		}
+		servable(t, direct, next, "2")
+	}
+}
+
+// TestLostSwitchAnswerServable: the switch lands and its answer is lost;
+// apply settles it (the abandon fails on the live generation) and reports
+// success, and the table serves the new policy without the inline copy.
+func TestLostSwitchAnswerServable(t *testing.T) {
+	direct, faulty, proxy, _, _ := proxied(t)
+	direct.InlineLimit, faulty.InlineLimit = -1, -1
+	ctx := context.Background()
+	if _, err := direct.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	next := withEditor(t, "orders:cancel")
+	proxy.LoseAnswers("TransactWriteItems", 1)
+	res, err := faulty.Apply(ctx, next, dynamo.ApplyOptions{})
+	if err != nil || !res.Applied {
+		t.Fatalf("apply with a lost answer: %+v, %v; want it applied", res, err)
+	}
+	servable(t, direct, next, "2")
+}
+
+// TestNoSwitchAfterAbandon: an apply killed between the abandon and the
+// delete leaves a dropped generation with all its items: its switch, sent
+// late, fails, and the next apply (even with no changes) removes the items.
+// A pending generation is never swept, and the live one never abandoned.
+func TestNoSwitchAfterAbandon(t *testing.T) {
+	s, _, _ := newStore(t)
+	s.InlineLimit = -1
+	ctx := context.Background()
+	first := examplePolicy(t)
+	if _, err := s.Apply(ctx, first, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	next := withEditor(t, "orders:cancel")
+	gen, err := dynamo.WriteGeneration(ctx, s, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dynamo.Sweep(ctx, s, gen, true); err == nil {
+		t.Error("swept a generation whose marker is pending")
+	}
+	if err := dynamo.Abandon(ctx, s, gen); err != nil {
+		t.Fatal(err)
+	}
+	// killed here: the items are all there, the marker is dropped
+	if err := dynamo.Switch(ctx, s, next, gen); !errors.Is(err, dynamo.ErrConflict) {
+		t.Fatalf("a switch to an abandoned generation: %v; want a conflict", err)
+	}
+	servable(t, s, first, "1")
+	res, err := s.Apply(ctx, first, dynamo.ApplyOptions{})
+	if err != nil || res.Applied || res.Leftovers == 0 {
+		t.Fatalf("no-change apply after the kill: %+v, %v; want the abandoned items removed", res, err)
+	}
+	live, err := dynamo.Live(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamo.Abandon(ctx, s, live); !errors.Is(err, dynamo.ErrLive) {
+		t.Errorf("abandoning the live generation: %v; want it refused", err)
+	}
+	servable(t, s, first, "1")
+}
+
+// TestKilledApplyFoundByNoChangeApply: an apply killed before its switch
+// leaves a pending generation numbered above the live one; a no-change
+// apply leaves it while its apply may still run, and removes it once that
+// apply is surely gone.
+func TestKilledApplyFoundByNoChangeApply(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	first := examplePolicy(t)
+	if _, err := s.Apply(ctx, first, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := dynamo.WriteGeneration(ctx, s, withEditor(t, "orders:cancel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		n := 0
+		for _, k := range keysOf(scan(t, client, table)) {
+			if strings.HasPrefix(k, "POLICY#"+gen+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	if _, err := s.Apply(ctx, first, dynamo.ApplyOptions{}); err != nil || count() == 0 {
+		t.Fatalf("a no-change apply removed a generation whose apply may still run (%v)", err)
+	}
+	dynamo.SetClock(s, func() time.Time { return time.Now().Add(time.Hour) }, 0)
+	if _, err := s.Apply(ctx, first, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d items of the killed apply survived a no-change apply an hour later", n)
+	}
+	servable(t, s, first, "1")
+}
