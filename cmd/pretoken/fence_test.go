@@ -89,3 +89,38 @@ func contains(list []int, v int) bool {
 	}
 	return false
 }
+
+// TestAssignUnknownOutcomeExits5: assign, unassign and tenant use whose
+// answers are lost (the request sent again, same token, lost too) exit 5
+// and say how to see where the table stands; with one answer lost they
+// succeed, the write done once.
+func TestAssignUnknownOutcomeExits5(t *testing.T) {
+	table := opsTable(t)
+	proxy := dynamotest.NewProxy(t, dynamotest.Endpoint(t))
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.URL)
+	t.Setenv("PRETOKEN_TABLE", table)
+	t.Setenv("PRETOKEN_ACTOR", "fence-test")
+	shortDeadline(t, time.Second)
+	const sub = "22222222-2222-4222-8222-222222222222"
+	steps := [][]string{
+		{"assign", sub, "viewer", "--tenant", "acme"},
+		{"tenant", "use", sub, "acme"},
+		{"unassign", sub, "viewer", "--tenant", "acme"},
+	}
+	for _, args := range steps {
+		proxy.LoseAnswers("TransactWriteItems", 1)
+		if code, _, errOut := runCLI(t, args...); code != 0 {
+			t.Errorf("pretoken %s with a lost answer: exit %d (%s); want 0: the write landed", strings.Join(args, " "), code, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, "assign", sub, "viewer", "--tenant", "other"); code != 0 {
+		t.Fatal(errOut)
+	}
+	for _, args := range [][]string{steps[0], {"tenant", "use", sub, "other"}} {
+		proxy.LoseAnswers("TransactWriteItems", 2)
+		code, _, errOut := runCLI(t, args...)
+		if code != 5 || !strings.Contains(errOut, "pretoken user "+sub) {
+			t.Errorf("pretoken %s with every answer lost: exit %d (%s); want 5 and the way to look", strings.Join(args, " "), code, errOut)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -183,4 +185,32 @@ func reasonAt(err error, i int) string {
 		return aws.ToString(tce.CancellationReasons[i].Code)
 	}
 	return ""
+}
+
+// transact sends a transaction that must land at most once (an assignment
+// and its audit record) under a ClientRequestToken. When no answer comes
+// back it sends the same request again, same token: DynamoDB runs a token
+// once within ten minutes and answers a repeat of a completed one with
+// success without running it again, so the answer to the repeat settles
+// both, and a repeat never writes a second audit record. If the repeat gets
+// no answer either, the error wraps ErrUnknownOutcome.
+func (s *Store) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInput) error {
+	if in.ClientRequestToken == nil {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		in.ClientRequestToken = aws.String(hex.EncodeToString(b))
+	}
+	cctx, cancel := s.call(ctx)
+	_, err := s.api.TransactWriteItems(cctx, in)
+	cancel()
+	if err == nil || isConditionFailure(err) || isTransactionConflict(err) || isRefused(err) {
+		return err
+	}
+	sctx, cancel := s.own(ctx)
+	defer cancel()
+	_, rerr := s.api.TransactWriteItems(sctx, in)
+	if rerr == nil || isConditionFailure(rerr) || isRefused(rerr) {
+		return rerr
+	}
+	return fmt.Errorf("%w: the write got no answer (%v), nor did the same request sent again (%v)", ErrUnknownOutcome, err, rerr)
 }

@@ -159,3 +159,56 @@ func TestKilledApplyFoundByNoChangeApply(t *testing.T) {
 	}
 	servable(t, s, first, "1")
 }
+
+// TestAssignmentWithLostAnswer: an assignment (or tenant use) whose answer
+// is lost is sent again under the same ClientRequestToken: it lands once,
+// reports success, and writes one audit record; with both answers lost the
+// error is ErrUnknownOutcome. A repeated tenant use writes nothing. Before,
+// a lost answer failed the command although the write landed, and every
+// tenant use wrote another audit record.
+func TestAssignmentWithLostAnswer(t *testing.T) {
+	direct, faulty, proxy, _, _ := proxied(t)
+	ctx := context.Background()
+	if _, err := direct.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const sub = "11111111-1111-4111-8111-111111111111"
+	records := func(action string) int {
+		hist, err := direct.History(ctx, 0, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range hist {
+			if r.Action == action {
+				n++
+			}
+		}
+		return n
+	}
+	proxy.LoseAnswers("TransactWriteItems", 1)
+	res, err := faulty.Assign(ctx, sub, []string{"refunder"}, "test")
+	if err != nil || !res.Changed {
+		t.Fatalf("assign with a lost answer: %+v, %v; want it done", res, err)
+	}
+	if n := records("assign"); n != 1 {
+		t.Errorf("%d assign records; want 1", n)
+	}
+	if _, err := direct.AssignInTenant(ctx, sub, "acme", []string{"viewer"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.LoseAnswers("TransactWriteItems", 1)
+	if err := faulty.SetActiveTenant(ctx, sub, "acme", "test"); err != nil {
+		t.Fatalf("tenant use with a lost answer: %v", err)
+	}
+	if err := faulty.SetActiveTenant(ctx, sub, "acme", "test"); err != nil {
+		t.Fatalf("tenant use again: %v", err)
+	}
+	if n := records("use tenant"); n != 1 {
+		t.Errorf("%d tenant use records; want 1", n)
+	}
+	proxy.LoseAnswers("TransactWriteItems", 2)
+	if _, err := faulty.Unassign(ctx, sub, []string{"refunder"}, "test"); !errors.Is(err, dynamo.ErrUnknownOutcome) {
+		t.Errorf("unassign with both answers lost: %v; want ErrUnknownOutcome", err)
+	}
+}
