@@ -86,6 +86,7 @@ type Handler struct {
 	metrics     string // the function's name: the log line carries EMF metrics
 	log         zerolog.Logger
 	mode        FailureMode
+	userFailure UserReadFailure
 	now         func() time.Time
 }
 
@@ -215,6 +216,7 @@ type stats struct {
 	userReads, memberships                int
 	tenant, tenantRefused                 string
 	staleFor                              time.Duration
+	degraded                              bool // issued without the user's data (roles-without-user)
 }
 
 func (st *stats) drop(what string) { st.dropped = append(st.dropped, what) }
@@ -236,6 +238,9 @@ func (h *Handler) handle(ctx context.Context, ev *Event, st *stats) (reply *Repl
 	if a, ok := h.src.(interface{ Age() time.Duration }); ok && state == permissions.CacheStale {
 		st.staleFor = a.Age()
 	}
+	if p, ok := h.src.(interface{ Problem() error }); ok && state == permissions.CacheStale && p.Problem() != nil {
+		st.problem = "stale policy: " + p.Problem().Error()
+	}
 	if serr != nil {
 		return h.failed(ev, v1, st, "no policy snapshot", serr)
 	}
@@ -243,9 +248,16 @@ func (h *Handler) handle(ctx context.Context, ev *Event, st *stats) (reply *Repl
 	sub := h.subject(ev, snap)
 	tenancy := snap.Tenancy()
 	if id := ev.Request.UserAttributes["sub"]; h.users != nil && id != "" && !sub.Machine && (h.directRoles || !tenancy.IsZero()) {
-		u, err := h.users.User(ctx, id)
-		if err != nil {
+		u, us, err := readUser(ctx, h.users, id)
+		switch {
+		case err != nil && h.userFailure != RolesWithoutUser:
 			return h.failed(ev, v1, st, "user data unavailable", err)
+		case err != nil:
+			st.problem, st.degraded = joinProblem(st.problem, "user data unavailable, issued from groups and defaults only: "+err.Error()), true
+			return h.respond(ev, v1, snap, sub, st)
+		case us.Stale:
+			st.cache, st.staleFor = permissions.CacheStale, max(st.staleFor, us.Age)
+			st.problem = joinProblem(st.problem, "stale user data: "+us.Problem)
 		}
 		st.userReads++
 		if h.directRoles {
@@ -448,7 +460,7 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 	switch {
 	case st.outcome == OutcomeInternal || len(st.dropped) > 0 || st.cache == permissions.CacheNone && st.problem != "":
 		lvl = zerolog.ErrorLevel
-	case err != nil || st.overflow || st.failOpen:
+	case err != nil || st.overflow || st.failOpen || st.degraded:
 		lvl = zerolog.WarnLevel
 	}
 	e := h.log.WithLevel(lvl)
@@ -492,6 +504,12 @@ func (h *Handler) logInvocation(ev *Event, st *stats, start time.Time, err error
 	}
 	if st.failOpen {
 		e = e.Bool("failure_mode_open", true)
+	}
+	if st.degraded {
+		e = e.Bool("degraded", true)
+	}
+	if st.cache == permissions.CacheStale {
+		e = e.Float64("stale_seconds", st.staleFor.Seconds())
 	}
 	if len(st.dropped) > 0 {
 		e = e.Strs("dropped", st.dropped)
