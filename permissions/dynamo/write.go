@@ -99,6 +99,9 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if err != nil {
 		return res, err
 	}
+	if err := checkSizes(newItems); err != nil {
+		return res, err
+	}
 	audit := AuditRecord{Time: time.Now(), Actor: opts.Actor, Action: "apply", Target: "policy",
 		OldVersion: res.OldVersion, NewVersion: strconv.FormatInt(next, 10)}
 	if res.Repaired {
