@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/pretoken/pretoken/internal/dynamotest"
 	"github.com/pretoken/pretoken/permissions"
@@ -78,6 +82,31 @@ func TestHeldSwitchLeavesTableServable(t *testing.T) {
 				t.Errorf("%s: apply failed, but the table changed (the late switch landed)", c.name)
 			}
 		}
+	}
+}
+
+// TestCheckListsLeftovers: pretoken check changes nothing and says what
+// is left, with sizes.
+func TestCheckListsLeftovers(t *testing.T) {
+	table := opsTable(t)
+	t.Setenv("PRETOKEN_TABLE", table)
+	code, out, errOut := runCLI(t, "check")
+	if code != 0 || out != "no leftovers in table "+table+"\n" {
+		t.Errorf("check of a clean table: exit %d, %q, %q", code, out, errOut)
+	}
+	client := dynamotest.Client(t)
+	late := map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "POLICY#9-000000000000"},
+		"SK": &types.AttributeValueMemberS{Value: "ROLE#late"}, "name": &types.AttributeValueMemberS{Value: "late"}}
+	if _, err := client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &table, Item: late}); err != nil {
+		t.Fatal(err)
+	}
+	before := export(t, table)
+	code, out, _ = runCLI(t, "check")
+	if code != 0 || !strings.Contains(out, "POLICY#9-000000000000  ROLE#late  ") || !strings.Contains(out, "1 leftover item(s)") {
+		t.Errorf("check with a late item: exit %d, %q", code, out)
+	}
+	if export(t, table) != before {
+		t.Error("check changed the policy")
 	}
 }
 

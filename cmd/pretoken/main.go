@@ -52,6 +52,7 @@ type cli struct {
 	Apply     applyCmd     `cmd:"" help:"Validate a policy file, print the plan, then make the table's policy equal to it."`
 	Export    exportCmd    `cmd:"" help:"Write the table's policy as a policy file."`
 	History   historyCmd   `cmd:"" help:"List the audit trail of changes, newest first."`
+	Check     checkCmd     `cmd:"" help:"List items that abandoned or killed applies left in the table, and their size; changes nothing (one Scan)."`
 	Assign    assignCmd    `cmd:"" help:"Assign roles to one user directly (needs PRETOKEN_USER_ASSIGNMENTS=true in the function)."`
 	Unassign  unassignCmd  `cmd:"" help:"Take directly assigned roles from one user."`
 	User      userCmd      `cmd:"" help:"Show one user's direct roles, roles in each tenant, and active tenant."`

@@ -154,11 +154,11 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 			err = nil
 		case aerr != nil:
 			return res, fmt.Errorf("%w: the switch to version %d got no answer (%v), and the generation could not be abandoned either (%v): nothing was removed; run pretoken plan -f FILE to see where the table stands",
-				ErrUnknownOutcome, next, errors.Unwrap(err), aerr)
+				ErrUnknownOutcome, next, strings.TrimPrefix(err.Error(), errUnsettled.Error()+": "), aerr)
 		default:
 			// Abandoned: the switch can never land now.
 			_, serr := s.sweep(context.WithoutCancel(ctx), m)
-			return res, errors.Join(fmt.Errorf("the switch to version %d got no answer (%v); the new generation was abandoned, so it can never land: nothing was applied; apply again", next, errors.Unwrap(err)), serr)
+			return res, errors.Join(fmt.Errorf("the switch to version %d got no answer (%v); the new generation was abandoned, so it can never land: nothing was applied; apply again", next, strings.TrimPrefix(err.Error(), errUnsettled.Error()+": ")), serr)
 		}
 	}
 	if err != nil {
