@@ -8,6 +8,7 @@ package dynamo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,40 @@ func TestAssignmentWithLostAnswer(t *testing.T) {
 	proxy.LoseAnswers("TransactWriteItems", 2)
 	if _, err := faulty.Unassign(ctx, sub, []string{"refunder"}, "test"); !errors.Is(err, dynamo.ErrUnknownOutcome) {
 		t.Errorf("unassign with both answers lost: %v; want ErrUnknownOutcome", err)
+	}
+}
+
+// TestSwitchConflictSaysWhatHappened: a switch refused for a transaction
+// conflict, with the version unmoved, says "conflict, retry", not that
+// another apply won; a lost answer to the audit parts' write is reported
+// as that, not as the policy items'.
+func TestSwitchConflictSaysWhatHappened(t *testing.T) {
+	direct, faulty, proxy, _, _ := proxied(t)
+	ctx := context.Background()
+	if _, err := direct.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Refuse("TransactWriteItems", `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException",`+
+		`"Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, None, TransactionConflict, None]",`+
+		`"CancellationReasons":[{"Code":"None"},{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}`)
+	_, err := faulty.Apply(ctx, withEditor(t, "orders:cancel"), dynamo.ApplyOptions{})
+	if !errors.Is(err, dynamo.ErrConflict) || !strings.Contains(err.Error(), "conflict, retry") || strings.Contains(err.Error(), "another apply") {
+		t.Errorf("a transaction conflict with the version unmoved: %v; want conflict, retry", err)
+	}
+
+	big := examplePolicy(t)
+	for i := range 1200 {
+		// long names: the change list outgrows one record, so the apply writes audit parts
+		big.Roles[fmt.Sprintf("bulk-%04d-%s", i, strings.Repeat("x", 100))] = permissions.Role{Permissions: []string{fmt.Sprintf("bulk:%04d", i)}}
+	}
+	items := len(big.Roles) + len(big.Groups) + len(big.Machines) + len(big.Clients) + 2 // defaults, limits
+	if !big.Tenancy.IsZero() {
+		items++
+	}
+	faulty.CallTimeout = 2 * time.Second
+	proxy.LoseAnswersAfter("BatchWriteItem", (items+24)/25, 1) // the first batch after the policy's items: audit parts
+	_, err = faulty.Apply(ctx, big, dynamo.ApplyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "audit record's parts") || strings.Contains(err.Error(), "write policy items") {
+		t.Errorf("a lost answer to the audit parts: %v; want it said as such", err)
 	}
 }

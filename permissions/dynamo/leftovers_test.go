@@ -42,10 +42,12 @@ func TestAbandonedAuditPartsSwept(t *testing.T) {
 	ctx := context.Background()
 	big := &permissions.Policy{Roles: map[string]permissions.Role{}}
 	for i := range 1500 {
-		big.Roles[fmt.Sprintf("role-%04d", i)] = permissions.Role{Permissions: []string{fmt.Sprintf("a:%04d-%s", i, strings.Repeat("x", 40))}}
+		// long names: the change list outgrows one record, so the apply writes audit parts
+		big.Roles[fmt.Sprintf("role-%04d-%s", i, strings.Repeat("x", 100))] = permissions.Role{Permissions: []string{fmt.Sprintf("a:%04d", i)}}
 	}
 	faulty.CallTimeout = 2 * time.Second // the switch is held however long; the clean-up's writes need their time under load
 	release := proxy.Hold("TransactWriteItems", 1)
+	// The parts land: only the switch is held.
 	_, err := faulty.Apply(ctx, big, dynamo.ApplyOptions{})
 	if err == nil {
 		t.Fatal("apply with its switch held succeeded")
@@ -57,6 +59,22 @@ func TestAbandonedAuditPartsSwept(t *testing.T) {
 	}
 	if left, err := direct.Leftovers(ctx); err != nil || len(left) > 0 {
 		t.Errorf("%d leftovers after the abandoned apply (%v), the first %v", len(left), err, left[:min(1, len(left))])
+	}
+	// The control: the same apply, switched, keeps its parts.
+	if _, err := direct.Apply(ctx, big, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	parts := 0
+	for _, k := range keysOf(scan(t, client, table)) {
+		if strings.HasPrefix(k, "AUDIT#") {
+			parts++
+		}
+	}
+	if parts == 0 {
+		t.Error("the apply wrote no audit parts: the test proves nothing")
+	}
+	if got := orphanParts(t, client, table); len(got) > 0 {
+		t.Errorf("parts without a record after a good apply: %v", got)
 	}
 }
 
