@@ -37,7 +37,11 @@ type UserCacheConfig struct {
 	// Timeout is the read's own deadline (default and at most 500 ms), well
 	// inside Cognito's 5 s, so a slow store leaves time for the answer.
 	Timeout time.Duration
-	Now     func() time.Time
+	// Margin is what the store keeps of a caller's deadline for itself
+	// (dynamo.Store.DeadlineMargin): the context's deadline is Timeout plus
+	// Margin, so the read itself gets the whole Timeout.
+	Margin time.Duration
+	Now    func() time.Time
 }
 
 type userEntry struct {
@@ -83,7 +87,7 @@ func (c *UserCache) User(ctx context.Context, sub string) (permissions.User, err
 // UserState reads the user; on failure it serves the last answer within
 // MaxStaleness and says so.
 func (c *UserCache) UserState(ctx context.Context, sub string) (permissions.User, UserState, error) {
-	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout+c.cfg.Margin)
 	u, err := c.users.User(rctx, sub)
 	cancel()
 	now := c.cfg.Now()

@@ -186,7 +186,7 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 	// direct assignments on; otherwise never.
 	// A failed or throttled read serves the user's last answer, as the
 	// snapshot is served stale.
-	users := trigger.NewUserCache(store, trigger.UserCacheConfig{MaxStaleness: c.maxStale})
+	users := trigger.NewUserCache(store, trigger.UserCacheConfig{MaxStaleness: c.maxStale, Margin: store.DeadlineMargin})
 	opts = append(opts, trigger.WithUsers(users, c.assignments), trigger.WithUserReadFailure(c.userFailure))
 	// Load now, in the background, while the runtime starts: the first
 	// token waits for this load only as long as it still runs. A failure is

@@ -302,7 +302,7 @@ func (s *Store) writeUser(ctx context.Context, c userChange, u userItem, res Ass
 		return false, nil
 	}
 	if errors.Is(err, ErrUnknownOutcome) {
-		return false, fmt.Errorf("%s %s: %w; run pretoken user %s to see where it stands", c.action, c.target(), err, c.sub)
+		return false, fmt.Errorf("%s %s: %w", c.action, c.target(), unknownWith(err, "run pretoken user "+c.sub+" to see where it stands"))
 	}
 	if err != nil {
 		return false, fmt.Errorf("write user roles: %w", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -212,5 +213,29 @@ func (s *Store) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInp
 	if rerr == nil || isConditionFailure(rerr) || isRefused(rerr) {
 		return rerr
 	}
-	return fmt.Errorf("%w: the write got no answer (%v), nor did the same request sent again (%v)", ErrUnknownOutcome, err, rerr)
+	return &unknownError{first: err, again: rerr}
+}
+
+// unknownError is a write whose outcome is unknown; callers put their
+// advice before its details, which end in the SDK's words.
+type unknownError struct{ first, again error }
+
+func (e *unknownError) Error() string {
+	return fmt.Sprintf("%v (the write got no answer: %v; nor did the same request sent again: %v)", ErrUnknownOutcome, e.first, e.again)
+}
+
+func (e *unknownError) Is(target error) bool { return target == ErrUnknownOutcome }
+
+// details is the error's part after ErrUnknownOutcome's words.
+func (e *unknownError) details() string {
+	return strings.TrimPrefix(e.Error(), ErrUnknownOutcome.Error()+" ")
+}
+
+// unknownWith is err, an unknownError, with advice before its details.
+func unknownWith(err error, advice string) error {
+	var u *unknownError
+	if !errors.As(err, &u) {
+		return err
+	}
+	return fmt.Errorf("%w; %s %s", ErrUnknownOutcome, advice, u.details())
 }

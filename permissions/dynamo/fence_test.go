@@ -19,6 +19,14 @@ import (
 	"github.com/pretoken/pretoken/permissions/dynamo"
 )
 
+// patient gives the stores' calls time for a loaded machine: the faults
+// under test are held or lost requests, not slow ones.
+func patient(stores ...*dynamo.Store) {
+	for _, s := range stores {
+		s.CallTimeout = 3 * time.Second
+	}
+}
+
 // servable fails the test unless the table loads, whole, as want.
 func servable(t *testing.T, s *dynamo.Store, want *permissions.Policy, wantVersion string) {
 	t.Helper()
@@ -38,6 +46,7 @@ func servable(t *testing.T, s *dynamo.Store, want *permissions.Policy, wantVersi
 func TestHeldSwitchNeverLandsLate(t *testing.T) {
 	for _, inline := range []int{-1, 256 << 10} { // without the inline copy, nothing hides a damaged table
 		direct, faulty, proxy, _, _ := proxied(t)
+		patient(direct, faulty)
 		direct.InlineLimit, faulty.InlineLimit = inline, inline
 		ctx := context.Background()
 		first := examplePolicy(t)
@@ -68,6 +77,7 @@ func TestHeldSwitchNeverLandsLate(t *testing.T) {
 // success, and the table serves the new policy without the inline copy.
 func TestLostSwitchAnswerServable(t *testing.T) {
 	direct, faulty, proxy, _, _ := proxied(t)
+	patient(direct, faulty)
 	direct.InlineLimit, faulty.InlineLimit = -1, -1
 	ctx := context.Background()
 	if _, err := direct.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
@@ -88,6 +98,7 @@ func TestLostSwitchAnswerServable(t *testing.T) {
 // A pending generation is never swept, and the live one never abandoned.
 func TestNoSwitchAfterAbandon(t *testing.T) {
 	s, _, _ := newStore(t)
+	patient(s)
 	s.InlineLimit = -1
 	ctx := context.Background()
 	first := examplePolicy(t)
@@ -130,6 +141,7 @@ func TestNoSwitchAfterAbandon(t *testing.T) {
 // apply is surely gone.
 func TestKilledApplyFoundByNoChangeApply(t *testing.T) {
 	s, client, table := newStore(t)
+	patient(s)
 	ctx := context.Background()
 	first := examplePolicy(t)
 	if _, err := s.Apply(ctx, first, dynamo.ApplyOptions{}); err != nil {
@@ -169,6 +181,7 @@ func TestKilledApplyFoundByNoChangeApply(t *testing.T) {
 // tenant use wrote another audit record.
 func TestAssignmentWithLostAnswer(t *testing.T) {
 	direct, faulty, proxy, _, _ := proxied(t)
+	patient(direct, faulty)
 	ctx := context.Background()
 	if _, err := direct.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
@@ -220,6 +233,7 @@ func TestAssignmentWithLostAnswer(t *testing.T) {
 // as that, not as the policy items'.
 func TestSwitchConflictSaysWhatHappened(t *testing.T) {
 	direct, faulty, proxy, _, _ := proxied(t)
+	patient(direct, faulty)
 	ctx := context.Background()
 	if _, err := direct.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
@@ -241,7 +255,6 @@ func TestSwitchConflictSaysWhatHappened(t *testing.T) {
 	if !big.Tenancy.IsZero() {
 		items++
 	}
-	faulty.CallTimeout = 2 * time.Second
 	proxy.LoseAnswersAfter("BatchWriteItem", (items+24)/25, 1) // the first batch after the policy's items: audit parts
 	_, err = faulty.Apply(ctx, big, dynamo.ApplyOptions{})
 	if err == nil || !strings.Contains(err.Error(), "audit record's parts") || strings.Contains(err.Error(), "write policy items") {

@@ -45,7 +45,7 @@ func TestAbandonedAuditPartsSwept(t *testing.T) {
 		// long names: the change list outgrows one record, so the apply writes audit parts
 		big.Roles[fmt.Sprintf("role-%04d-%s", i, strings.Repeat("x", 100))] = permissions.Role{Permissions: []string{fmt.Sprintf("a:%04d", i)}}
 	}
-	faulty.CallTimeout = 2 * time.Second // the switch is held however long; the clean-up's writes need their time under load
+	patient(direct, faulty) // the switch is held however long; the clean-up's writes need their time under load
 	release := proxy.Hold("TransactWriteItems", 1)
 	// The parts land: only the switch is held.
 	_, err := faulty.Apply(ctx, big, dynamo.ApplyOptions{})
@@ -84,6 +84,7 @@ func TestAbandonedAuditPartsSwept(t *testing.T) {
 // item stayed forever.
 func TestLateWriteAfterTombstoneExpired(t *testing.T) {
 	s, client, table := newStore(t)
+	patient(s)
 	ctx := context.Background()
 	now := time.Now()
 	const grace = time.Minute
@@ -138,6 +139,7 @@ func TestLateWriteAfterTombstoneExpired(t *testing.T) {
 // items with their sizes and writes nothing.
 func TestLeftoversChangeNothing(t *testing.T) {
 	s, client, table := newStore(t)
+	patient(s)
 	ctx := context.Background()
 	if _, err := s.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)

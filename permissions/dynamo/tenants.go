@@ -57,7 +57,7 @@ func (s *Store) SetActiveTenant(ctx context.Context, sub, tenant, actor string) 
 		return fmt.Errorf("user %s: %w %s; nothing was changed", sub, ErrNotMember, tenant)
 	}
 	if errors.Is(err, ErrUnknownOutcome) {
-		return fmt.Errorf("set the active tenant of user %s: %w; run pretoken user %s to see where it stands", sub, err, sub)
+		return fmt.Errorf("set the active tenant of user %s: %w", sub, unknownWith(err, "run pretoken user "+sub+" to see where it stands"))
 	}
 	if err != nil {
 		return fmt.Errorf("set the active tenant: %w", err)

@@ -153,7 +153,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 		case errors.Is(aerr, errLive):
 			err = nil
 		case aerr != nil:
-			return res, fmt.Errorf("%w: the switch to version %d got no answer (%v), and the generation could not be abandoned either (%v): nothing was removed; run pretoken plan -f FILE to see where the table stands",
+			// The advice comes first: the details end in the SDK's words.
+			return res, fmt.Errorf("%w of the switch to version %d; nothing was removed; run pretoken plan -f FILE to see where the table stands (the switch got no answer: %s; nor did abandoning its generation: %v)",
 				ErrUnknownOutcome, next, strings.TrimPrefix(err.Error(), errUnsettled.Error()+": "), aerr)
 		default:
 			// Abandoned: the switch can never land now.
