@@ -52,7 +52,8 @@ func Actions(who Who) []string {
 			"dynamodb:PutItem",            // generation markers, the switch transaction, assignments, audit records, the migration ledger and lock
 			"dynamodb:DeleteItem",         // releasing the migration lock
 			"dynamodb:BatchWriteItem",     // a policy's items, and removing superseded generations
-			"dynamodb:ConditionCheckItem", // an assignment checks the policy version it was made against
+			"dynamodb:ConditionCheckItem", // an assignment checks the policy version it was made against; the switch checks its generation's marker (the fence)
+			"dynamodb:Scan",               // pretoken check: leftovers are where no key leads
 		}
 	default:
 		return nil

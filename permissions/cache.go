@@ -163,6 +163,15 @@ func (c *Cache) Age() time.Duration {
 	return 0
 }
 
+// Problem is the error of the last refresh, which the snapshot is stale
+// because of; nil while the store answers.
+func (c *Cache) Problem() error {
+	if e := c.entry.Load(); e != nil {
+		return e.err
+	}
+	return nil
+}
+
 // Last returns the last snapshot the cache loaded, however old, or nil. It
 // is for what may be known even when nothing may be served: the failure
 // mode open keeps the last policy's suppressions.

@@ -1,6 +1,7 @@
 package permissions
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -79,12 +80,15 @@ func Validate(p *Policy) error {
 		path := Path{"groups", g}
 		v.groupName(path, g)
 		v.roleRefs(path, p.Groups[g])
+		v.itemSize(path, "group", g, 2*len(g)+len("roles")+listBytes(p.Groups[g]))
 	}
 	v.roleRefs(Path{"defaults", "roles"}, p.Defaults.Roles)
+	v.itemSize(Path{"defaults"}, "defaults", "", len("roles")+listBytes(p.Defaults.Roles))
 	for _, id := range slices.Sorted(maps.Keys(p.Machines)) {
 		path := Path{"machines", id}
 		v.clientID(path, id)
 		v.roleRefs(path, p.Machines[id])
+		v.itemSize(path, "machine client", id, 2*len(id)+len("roles")+listBytes(p.Machines[id]))
 	}
 	for _, id := range slices.Sorted(maps.Keys(p.Clients)) {
 		path := Path{"clients", id}
@@ -92,6 +96,9 @@ func Validate(p *Policy) error {
 			v.clientID(path, id)
 		}
 		c := p.Clients[id]
+		if b, err := json.Marshal(c); err == nil { // JSON spends more bytes on a value than DynamoDB does
+			v.itemSize(path, "client profile", id, 2*len(id)+len(b))
+		}
 		v.token(path.with("idToken"), c.IDToken, IDToken)
 		v.token(path.with("accessToken"), c.AccessToken, AccessToken)
 	}
@@ -297,6 +304,30 @@ func (v *validator) token(path Path, t TokenProfile, tok Token) {
 // MaxItemBytes is DynamoDB's item size limit. Each role is stored as one
 // item, so a role must fit in one.
 const MaxItemBytes = 400 * 1024
+
+// itemSize reports an item apply would store (a group, the defaults, a
+// machine client, a client profile) whose size bound n, with room for the
+// keys, is over the limit: it fails validate and plan, naming the item,
+// rather than the apply midway.
+func (v *validator) itemSize(path Path, kind, name string, n int) {
+	n += 200
+	if n <= MaxItemBytes {
+		return
+	}
+	what := kind
+	if name != "" {
+		what = fmt.Sprintf("%s %q", kind, name)
+	}
+	v.addf(path, "%s would take %d bytes as one stored item, over DynamoDB's limit of %d (400 KB); split it", what, n, MaxItemBytes)
+}
+
+func listBytes(l []string) int {
+	n := 3
+	for _, s := range l {
+		n += len(s) + 1
+	}
+	return n
+}
 
 // roleItemBytes is an upper bound on the size of role r's stored item, by
 // DynamoDB's rules (attribute names and values, 3 bytes per list and 1 per

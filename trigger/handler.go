@@ -86,6 +86,7 @@ type Handler struct {
 	metrics     string // the function's name: the log line carries EMF metrics
 	log         zerolog.Logger
 	mode        FailureMode
+	userFailure UserReadFailure
 	now         func() time.Time
 }
 
@@ -215,6 +216,8 @@ type Decision struct {
 	// Overflow: over budget (roles only, or refused). FailOpen: issued by
 	// the failure mode, without the policy.
 	Overflow, FailOpen bool
+	// Degraded: issued without the user's data (roles-without-user).
+	Degraded bool
 	// Dropped is what the last line of defence removed, and why.
 	Dropped []string
 }
@@ -245,6 +248,9 @@ func (h *Handler) decide(ctx context.Context, ev *Event, dec *Decision) (reply *
 	if a, ok := h.src.(interface{ Age() time.Duration }); ok && state == permissions.CacheStale {
 		dec.StaleFor = a.Age()
 	}
+	if p, ok := h.src.(interface{ Problem() error }); ok && state == permissions.CacheStale && p.Problem() != nil {
+		dec.Problem = "stale policy: " + p.Problem().Error()
+	}
 	if serr != nil {
 		return h.failed(ev, v1, dec, "no policy snapshot", serr)
 	}
@@ -253,9 +259,16 @@ func (h *Handler) decide(ctx context.Context, ev *Event, dec *Decision) (reply *
 	dec.IdPIgnored = ignored
 	tenancy := snap.Tenancy()
 	if id := ev.Request.UserAttributes["sub"]; h.users != nil && id != "" && !sub.Machine && (h.directRoles || !tenancy.IsZero()) {
-		u, err := h.users.User(ctx, id)
-		if err != nil {
+		u, us, err := readUser(ctx, h.users, id)
+		switch {
+		case err != nil && h.userFailure != RolesWithoutUser:
 			return h.failed(ev, v1, dec, "user data unavailable", err)
+		case err != nil:
+			dec.Problem, dec.Degraded = joinProblem(dec.Problem, "user data unavailable, issued from groups and defaults only: "+err.Error()), true
+			return h.respond(ev, v1, snap, sub, dec)
+		case us.Stale:
+			dec.Cache, dec.StaleFor = permissions.CacheStale, max(dec.StaleFor, us.Age)
+			dec.Problem = joinProblem(dec.Problem, "stale user data: "+us.Problem)
 		}
 		dec.UserReads++
 		if h.directRoles {

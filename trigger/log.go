@@ -72,6 +72,12 @@ func (h *Handler) record(ev *Event, dec *Decision, start time.Time) {
 	if dec.FailOpen {
 		e = e.Bool("failure_mode_open", true)
 	}
+	if dec.Degraded {
+		e = e.Bool("degraded", true)
+	}
+	if dec.Cache == permissions.CacheStale {
+		e = e.Float64("stale_seconds", dec.StaleFor.Seconds())
+	}
 	if len(dec.Dropped) > 0 {
 		e = e.Strs("dropped", dec.Dropped)
 	}
@@ -91,7 +97,7 @@ func level(dec *Decision) zerolog.Level {
 	switch {
 	case dec.Outcome == OutcomeInternal || len(dec.Dropped) > 0 || dec.Cache == permissions.CacheNone && dec.Problem != "":
 		return zerolog.ErrorLevel
-	case dec.Err != nil || dec.Overflow || dec.FailOpen:
+	case dec.Err != nil || dec.Overflow || dec.FailOpen || dec.Degraded:
 		return zerolog.WarnLevel
 	}
 	return zerolog.InfoLevel

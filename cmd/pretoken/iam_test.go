@@ -52,6 +52,7 @@ func TestCLIIAMActionsFromEvidence(t *testing.T) {
 		{[]string{"unassign", sub, "viewer", "--tenant", "acme"}, false},
 		{[]string{"user", sub}, true},
 		{[]string{"history"}, true},
+		{[]string{"check"}, false}, // the one Scan: admin only
 		{[]string{"explain", "--table", table, "--user", sub, "--client", "4webappclient0000", "--group", "staff"}, true},
 	}
 	admin, readonly := deploy.Actions(deploy.Admin), deploy.Actions(deploy.Readonly)

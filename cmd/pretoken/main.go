@@ -9,6 +9,8 @@
 //	2   plan: the table differs from the file
 //	3   conflict: the table moved since the plan, or another apply won; nothing was applied
 //	4   the table's live policy is damaged (items missing); pretoken apply -f FILE repairs it
+//	5   the outcome is unknown: a write got no answer and nothing settled it (apply: run pretoken plan -f FILE;
+//	    assign, unassign, tenant use: run pretoken user SUB to see where the table stands)
 //	64  usage: a flag or argument is missing, unknown or malformed
 package main
 
@@ -34,6 +36,7 @@ const (
 	exitChanges  = 2
 	exitConflict = 3
 	exitDamaged  = 4
+	exitUnknown  = 5
 	exitUsage    = 64 // sysexits' EX_USAGE
 )
 
@@ -49,6 +52,7 @@ type cli struct {
 	Apply     applyCmd     `cmd:"" help:"Validate a policy file, print the plan, then make the table's policy equal to it."`
 	Export    exportCmd    `cmd:"" help:"Write the table's policy as a policy file."`
 	History   historyCmd   `cmd:"" help:"List the audit trail of changes, newest first."`
+	Check     checkCmd     `cmd:"" help:"List items that abandoned or killed applies left in the table, and their size; changes nothing (one Scan)."`
 	Assign    assignCmd    `cmd:"" help:"Assign roles to one user directly (needs PRETOKEN_USER_ASSIGNMENTS=true in the function)."`
 	Unassign  unassignCmd  `cmd:"" help:"Take directly assigned roles from one user."`
 	User      userCmd      `cmd:"" help:"Show one user's direct roles, roles in each tenant, and active tenant."`
@@ -160,6 +164,8 @@ func run(args []string, e *env) (code int) {
 		return exitConflict
 	case errors.Is(err, dynamo.ErrDamaged):
 		return exitDamaged
+	case errors.Is(err, dynamo.ErrUnknownOutcome):
+		return exitUnknown
 	}
 	return exitError
 }

@@ -89,9 +89,13 @@ func (f tableFlag) store(ctx context.Context, e *env) (*dynamo.Store, error) {
 		return nil, err
 	}
 	s := dynamo.New(c, f.Table)
-	s.CallTimeout = 30 * time.Second // an operator waits; a token does not
+	s.CallTimeout = callTimeout
 	return s, nil
 }
+
+// callTimeout bounds each DynamoDB call of a table command: an operator
+// waits; a token does not. Tests shorten it.
+var callTimeout = 30 * time.Second
 
 type migrateCmd struct {
 	Up     migrateUpCmd     `cmd:"" default:"withargs" help:"Apply pending migrations (the default)."`

@@ -246,6 +246,7 @@ func fault(t *testing.T, start, stop func(r *rig)) {
 	if stale == 0 || refused == 0 {
 		t.Errorf("%d stale answers and %d refusals; want the stale snapshot first, then refusals", stale, refused)
 	}
+	r.checkStaleLines(t)
 	if stop != nil {
 		stop(r)
 		deadline := time.Now().Add(3 * time.Second)
@@ -385,4 +386,28 @@ func TestFaultDynamoDBHangsFromColdStart(t *testing.T) {
 		t.Errorf("%d invocations waited on the hanging store in %v (and %d did not); want at most %d", slow.Load(), window, fast.Load(), allowed)
 	}
 	t.Logf("first token %v after start; then %d invocations waited, %d answered within 50 ms", first.Round(time.Millisecond), slow.Load(), fast.Load())
+}
+
+// checkStaleLines fails the test unless every log line served stale says
+// why (problem) and for how long (stale_seconds), and there is one.
+func (r *rig) checkStaleLines(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	logs := r.logs.String()
+	r.mu.Unlock()
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil || m["cache"] != "stale" {
+			continue
+		}
+		n++
+		if p, _ := m["problem"].(string); p == "" || m["stale_seconds"] == nil {
+			t.Errorf("a stale line without its reason or age: %s", l)
+			return
+		}
+	}
+	if n == 0 {
+		t.Error("no line served stale")
+	}
 }

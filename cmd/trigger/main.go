@@ -10,6 +10,7 @@
 //	PRETOKEN_MAX_STALENESS      how long a snapshot is served while DynamoDB fails (default 15m)
 //	PRETOKEN_FAILURE_MODE       closed (default: refuse tokens) or open (issue them with nothing added) with no snapshot
 //	PRETOKEN_USER_ASSIGNMENTS   true to add per-user role assignments (one read per token)
+//	PRETOKEN_USER_READ_FAILURE  failure-mode (default) or roles-without-user, for a user read that fails with no recent copy
 //	PRETOKEN_LOG_LEVEL          debug, info (default), warn or error
 //
 // AWS settings come from the environment, as Lambda passes them (AWS_REGION,
@@ -58,6 +59,7 @@ type config struct {
 	mode              trigger.FailureMode
 	assignments       bool
 	level             zerolog.Level
+	userFailure       trigger.UserReadFailure
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -104,6 +106,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			bad("PRETOKEN_USER_ASSIGNMENTS", "true or false", s)
 		}
 		c.assignments = v
+	}
+	switch s := getenv("PRETOKEN_USER_READ_FAILURE"); s {
+	case "", "failure-mode":
+	case "roles-without-user":
+		c.userFailure = trigger.RolesWithoutUser
+	default:
+		bad("PRETOKEN_USER_READ_FAILURE", "failure-mode or roles-without-user", s)
 	}
 	if c.assignments && c.table == "" {
 		errs = append(errs, errors.New("PRETOKEN_USER_ASSIGNMENTS needs PRETOKEN_TABLE"))
@@ -175,7 +184,10 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 	cache := permissions.NewCache(store, permissions.CacheConfig{RefreshInterval: c.refresh, MaxStaleness: c.maxStale})
 	// User data is read per token when the policy has tenancy, or with
 	// direct assignments on; otherwise never.
-	opts = append(opts, trigger.WithUsers(store, c.assignments))
+	// A failed or throttled read serves the user's last answer, as the
+	// snapshot is served stale.
+	users := trigger.NewUserCache(store, trigger.UserCacheConfig{MaxStaleness: c.maxStale, Margin: store.DeadlineMargin})
+	opts = append(opts, trigger.WithUsers(users, c.assignments), trigger.WithUserReadFailure(c.userFailure))
 	// Load now, in the background, while the runtime starts: the first
 	// token waits for this load only as long as it still runs. A failure is
 	// not fatal: the cache retries, and until then the failure mode applies.

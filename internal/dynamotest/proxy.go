@@ -37,6 +37,8 @@ type Proxy struct {
 	actions  map[string]bool
 	reads    []Read
 	lose     map[string]int // operation -> answers still to lose
+	skip     map[string]int // operation -> requests to answer before losing
+	answer   map[string][]string
 	hold     map[string]*held
 	backend  *url.URL
 }
@@ -48,7 +50,8 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{counts: map[string]int{}, actions: map[string]bool{}, lose: map[string]int{}, hold: map[string]*held{}, backend: u}
+	p := &Proxy{counts: map[string]int{}, actions: map[string]bool{}, lose: map[string]int{}, skip: map[string]int{},
+		answer: map[string][]string{}, hold: map[string]*held{}, backend: u}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // cancelled requests are the point of some tests
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -97,9 +100,16 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 		if r, ok := readOf(op, body); ok {
 			p.reads = append(p.reads, r)
 		}
-		lose := p.lose[op] > 0
-		if lose {
+		lose := p.lose[op] > 0 && p.skip[op] == 0
+		switch {
+		case lose:
 			p.lose[op]--
+		case p.skip[op] > 0:
+			p.skip[op]--
+		}
+		var canned string
+		if a := p.answer[op]; len(a) > 0 {
+			canned, p.answer[op] = a[0], a[1:]
 		}
 		h := p.hold[op]
 		if h != nil {
@@ -110,6 +120,10 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 		}
 		p.mu.Unlock()
 		switch {
+		case canned != "":
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, canned)
 		case h != nil:
 			<-h.release
 			p.deliver(r, body) // however late: the caller may have given up long ago
@@ -230,10 +244,24 @@ func (p *Proxy) deliver(r *http.Request, body []byte) {
 
 // LoseAnswers makes the next n requests of operation op reach DynamoDB and
 // take effect, and their answers never come back: the caller sees a timeout.
-func (p *Proxy) LoseAnswers(op string, n int) {
+func (p *Proxy) LoseAnswers(op string, n int) { p.LoseAnswersAfter(op, 0, n) }
+
+// LoseAnswersAfter answers the next skip requests of op, then loses the
+// answers of n more, as LoseAnswers.
+func (p *Proxy) LoseAnswersAfter(op string, skip, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.lose[op] = n
+	p.lose[op], p.skip[op] = n, skip
+}
+
+// Refuse answers the next request of op with a DynamoDB error (HTTP 400
+// and body, the JSON DynamoDB sends, such as a TransactionCanceledException
+// with its CancellationReasons) instead of forwarding it: the request
+// never reaches DynamoDB. Each call queues one answer.
+func (p *Proxy) Refuse(op, body string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.answer[op] = append(p.answer[op], body)
 }
 
 type held struct {

@@ -308,11 +308,12 @@ func (s *Store) writeUser(ctx context.Context, c userChange, u userItem, res Ass
 	if check != nil {
 		items = append(items, *check)
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	err = s.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if isConditionFailure(err) || isTransactionConflict(err) {
 		return false, nil
+	}
+	if errors.Is(err, ErrUnknownOutcome) {
+		return false, fmt.Errorf("%s %s: %w", c.action, c.target(), unknownWith(err, "run pretoken user "+c.sub+" to see where it stands"))
 	}
 	if err != nil {
 		return false, fmt.Errorf("write user roles: %w", err)

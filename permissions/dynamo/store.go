@@ -88,6 +88,10 @@ var (
 	// all there. Nothing of it is served; an apply of a valid policy file
 	// writes a whole new generation and so repairs the table.
 	ErrDamaged = errors.New("the table is damaged")
+	// ErrUnknownOutcome: a write was sent and no answer came back, and
+	// nothing could settle whether it landed; nothing was removed. Reading
+	// the table (pretoken plan) shows where it stands.
+	ErrUnknownOutcome = errors.New("the outcome is unknown")
 )
 
 // API is the part of the DynamoDB client the store uses.
@@ -113,6 +117,9 @@ type Store struct {
 	// writes whole into META/POLICY (DynamoDB items hold 400 KB); negative
 	// turns inlining off. Default 256 KiB.
 	InlineLimit int
+
+	now   func() time.Time // time.Now unless a test sets it
+	grace time.Duration    // tombstoneGrace unless a test sets it
 }
 
 var (

@@ -30,6 +30,13 @@ func (s *Store) SetActiveTenant(ctx context.Context, sub, tenant, actor string) 
 		return err
 	}
 	old := cur.Tenant
+	if old == tenant {
+		// Already active: no write, so a retried command writes no second
+		// audit record. The membership must still be there.
+		if m, err := s.readUser(ctx, sub, userSK(tenant)); err != nil || m.Rev > 0 {
+			return err
+		}
+	}
 	item, err := attributevalue.MarshalMap(userItem{Tenant: tenant})
 	if err != nil {
 		return err
@@ -40,9 +47,7 @@ func (s *Store) SetActiveTenant(ctx context.Context, sub, tenant, actor string) 
 	if err != nil {
 		return err
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	err = s.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: key(userPK+sub, userSK(tenant)),
 			ConditionExpression: aws.String("attribute_exists(PK)")}},
 		{Put: &types.Put{TableName: &s.table, Item: item}},
@@ -50,6 +55,9 @@ func (s *Store) SetActiveTenant(ctx context.Context, sub, tenant, actor string) 
 	}})
 	if isConditionFailure(err) {
 		return fmt.Errorf("user %s: %w %s; nothing was changed", sub, ErrNotMember, tenant)
+	}
+	if errors.Is(err, ErrUnknownOutcome) {
+		return fmt.Errorf("set the active tenant of user %s: %w", sub, unknownWith(err, "run pretoken user "+sub+" to see where it stands"))
 	}
 	if err != nil {
 		return fmt.Errorf("set the active tenant: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/pretoken/pretoken/permissions"
 )
@@ -47,13 +48,16 @@ type ApplyOptions struct {
 // readers to it, so no reader ever sees part of it. If the stored version
 // changed meanwhile, Apply removes what it wrote and returns ErrConflict.
 //
-// A switch whose outcome is unknown (a timeout after the request may have
-// reached DynamoDB) is settled by reading the version item again: if it
-// names the new generation, the apply succeeded; only if it does not are
-// the new items removed. No clean-up ever removes the generation that the
-// version item names. A damaged live policy (ErrDamaged) is replaced whole.
-// Every apply, even one with no changes, removes what abandoned applies
-// left behind.
+// The switch is fenced (fence.go): it lands only while the generation's
+// marker is pending. A switch whose outcome is unknown (a timeout after the
+// request may have reached DynamoDB) is settled by abandoning the
+// generation, which fails if the switch landed first (then the apply
+// succeeded) and otherwise guarantees that it never lands; only then are
+// the new items removed. If neither settles it, nothing is removed and the
+// error wraps ErrUnknownOutcome. No clean-up ever removes the generation
+// that the version item names. A damaged live policy (ErrDamaged) is
+// replaced whole. Every apply, even one with no changes, removes what
+// abandoned applies left behind.
 func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOptions) (ApplyResult, error) {
 	if err := permissions.Validate(p); err != nil {
 		return ApplyResult{}, err
@@ -95,16 +99,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if err != nil {
 		return res, err
 	}
-	// The marker comes first, so a crash at any later point leaves a
-	// generation that the next apply finds and removes.
-	if err := s.putMarker(ctx, gen); err != nil {
+	if err := checkSizes(newItems); err != nil {
 		return res, err
-	}
-	abandon := func(err error) (ApplyResult, error) {
-		return res, errors.Join(err, s.dropGeneration(context.WithoutCancel(ctx), gen))
-	}
-	if err := s.batchWrite(ctx, puts(newItems)); err != nil {
-		return abandon(err)
 	}
 	audit := AuditRecord{Time: time.Now(), Actor: opts.Actor, Action: "apply", Target: "policy",
 		OldVersion: res.OldVersion, NewVersion: strconv.FormatInt(next, 10)}
@@ -116,9 +112,30 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	}
 	record, parts, err := s.auditItems(audit)
 	if err != nil {
+		return res, err
+	}
+	// The marker comes first, so a crash at any later point leaves a
+	// generation that the next apply finds and removes.
+	m := marker{Gen: gen, CreatedAt: s.stamp(), Audit: auditID(record), Parts: len(parts)}
+	if err := s.putMarker(ctx, m); err != nil {
+		return res, err
+	}
+	abandon := func(err error) (ApplyResult, error) {
+		cctx := context.WithoutCancel(ctx)
+		switch aerr := s.abandon(cctx, &m); {
+		case aerr == nil:
+			_, serr := s.sweep(cctx, m)
+			return res, errors.Join(err, serr)
+		case errors.Is(aerr, errLive):
+			return res, errors.Join(err, fmt.Errorf("refusing to remove generation %s: it is the live policy", gen))
+		default:
+			return res, errors.Join(err, aerr)
+		}
+	}
+	if err := s.batchWrite(ctx, puts(newItems), "write policy items"); err != nil {
 		return abandon(err)
 	}
-	if err := s.batchWrite(ctx, puts(parts)); err != nil {
+	if err := s.batchWrite(ctx, puts(parts), "write the audit record's parts"); err != nil {
 		return abandon(err)
 	}
 	inline := inlineItem{Version: next}
@@ -126,14 +143,23 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 		inline.Policy = b
 	}
 	err = s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}, inline, record)
-	if err != nil && !errors.Is(err, ErrConflict) {
-		// A timeout is an unknown outcome: the switch may have landed.
-		landed, rerr := s.switchLanded(ctx, gen)
+	if errors.Is(err, errUnsettled) {
+		// A timeout is an unknown outcome: the switch may have landed, or
+		// be on its way. Abandoning settles it.
+		sctx, cancel := s.own(ctx)
+		aerr := s.abandon(sctx, &m)
+		cancel()
 		switch {
-		case rerr != nil:
-			return res, fmt.Errorf("the switch to version %d has an unknown outcome (%w), and the version item could not be read again (%v): nothing was removed; run pretoken plan to see where the table stands, then apply again", next, err, rerr)
-		case landed:
+		case errors.Is(aerr, errLive):
 			err = nil
+		case aerr != nil:
+			// The advice comes first: the details end in the SDK's words.
+			return res, fmt.Errorf("%w of the switch to version %d; nothing was removed; run pretoken plan -f FILE to see where the table stands (the switch got no answer: %s; nor did abandoning its generation: %v)",
+				ErrUnknownOutcome, next, strings.TrimPrefix(err.Error(), errUnsettled.Error()+": "), aerr)
+		default:
+			// Abandoned: the switch can never land now.
+			_, serr := s.sweep(context.WithoutCancel(ctx), m)
+			return res, errors.Join(fmt.Errorf("the switch to version %d got no answer (%v); the new generation was abandoned, so it can never land: nothing was applied; apply again", next, strings.TrimPrefix(err.Error(), errUnsettled.Error()+": ")), serr)
 		}
 	}
 	if err != nil {
@@ -145,32 +171,34 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	return res, nil
 }
 
-// switchLanded reads the version item again, on a context of its own (the
-// caller's may be what timed out), and reports whether it names gen.
-func (s *Store) switchLanded(ctx context.Context, gen string) (bool, error) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.CallTimeout)
-	defer cancel()
-	v, err := s.readVersion(cctx)
-	if err != nil {
-		return false, err
-	}
-	return v.Generation == gen, nil
+// own is a context for settling an outcome: the caller's may be what timed
+// out, so it gets a deadline of its own.
+func (s *Store) own(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.CallTimeout)
 }
 
-func (s *Store) putMarker(ctx context.Context, gen string) error {
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	item := key(metaPK, genPrefix+gen)
-	item["createdAt"] = &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339)}
-	if _, err := s.api.PutItem(cctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item}); err != nil {
-		return fmt.Errorf("write generation marker: %w", err)
+// auditID is the sort key of the audit record that put writes.
+func auditID(put types.TransactWriteItem) string {
+	if put.Put == nil {
+		return ""
 	}
-	return nil
+	sk, _ := put.Put.Item["SK"].(*types.AttributeValueMemberS)
+	if sk == nil {
+		return ""
+	}
+	return sk.Value
 }
+
+// errUnsettled wraps a switch whose request got no answer: it may have
+// landed, or land later.
+var errUnsettled = errors.New("the switch has an unknown outcome")
 
 // flip points the version item at the new generation if it still holds
-// cur, and writes the inline copy and the audit record in the same
-// transaction.
+// cur and the generation's marker is still pending (the fence), and writes
+// the inline copy and the audit record in the same transaction. Its
+// ClientRequestToken is the generation, so a retry of it is idempotent.
+// A refused switch is ErrConflict, said as what happened; a switch without
+// an answer wraps errUnsettled.
 func (s *Store) flip(ctx context.Context, cur, next versionItem, inline inlineItem, auditPut types.TransactWriteItem) error {
 	next.UpdatedAt = time.Now().UTC().Format(time.RFC3339Nano)
 	item, err := attributevalue.MarshalMap(next)
@@ -190,25 +218,54 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem, inline inlineIt
 	inlinePut := types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: inlineAV}}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{auditPut, inlinePut, {
-		Put: &types.Put{
-			TableName:                &s.table,
-			Item:                     item,
-			ConditionExpression:      aws.String("#v = :v AND #g = :g"),
-			ExpressionAttributeNames: map[string]string{"#v": "version", "#g": "generation"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(cur.Version, 10)},
-				":g": &types.AttributeValueMemberS{Value: cur.Generation},
+	_, err = s.api.TransactWriteItems(cctx, &dynamodb.TransactWriteItemsInput{
+		ClientRequestToken: aws.String(next.Generation), // at most 36 characters: a version number, '-' and 12 hex digits
+		TransactItems: []types.TransactWriteItem{auditPut, inlinePut, {
+			Put: &types.Put{
+				TableName:                &s.table,
+				Item:                     item,
+				ConditionExpression:      aws.String("#v = :v AND #g = :g"),
+				ExpressionAttributeNames: map[string]string{"#v": "version", "#g": "generation"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(cur.Version, 10)},
+					":g": &types.AttributeValueMemberS{Value: cur.Generation},
+				},
 			},
-		},
-	}}})
-	if isConditionFailure(err) || isTransactionConflict(err) {
+		}, s.markerCheck(next.Generation)}})
+	switch {
+	case err == nil:
+		return nil
+	case reasonAt(err, 2) == "ConditionalCheckFailed":
 		return fmt.Errorf("%w (another apply switched it from version %d first)", ErrConflict, cur.Version)
-	}
-	if err != nil {
+	case reasonAt(err, 3) == "ConditionalCheckFailed":
+		return fmt.Errorf("%w (this apply's new generation was abandoned by another apply's clean-up before the switch; retry)", ErrConflict)
+	case isConditionFailure(err) || isTransactionConflict(err):
+		// Refused, so known not to have landed; but refused is not lost:
+		// only a version that moved means another apply won.
+		if v, rerr := s.readVersion(ctx); rerr == nil && v.Version != cur.Version {
+			return fmt.Errorf("%w (another apply switched it from version %d first)", ErrConflict, cur.Version)
+		}
+		return fmt.Errorf("%w (conflict, retry: another write was on the same items at the same moment; the version did not move)", ErrConflict)
+	case isRefused(err):
 		return fmt.Errorf("switch to the new policy version: %w", err)
 	}
-	return nil
+	return fmt.Errorf("%w: %w", errUnsettled, err)
+}
+
+// isRefused reports an answer from DynamoDB that the request did not run:
+// a validation error, a missing table, an access denial. Anything else
+// (no answer, a timeout, a server error) may have run.
+func isRefused(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	var tce *types.TransactionCanceledException
+	var inProgress *types.TransactionInProgressException
+	if errors.As(err, &tce) || errors.As(err, &inProgress) {
+		return false
+	}
+	return api.ErrorFault() == smithy.FaultClient // throttling included: a throttled request did not run
 }
 
 // isConditionFailure reports a write refused by its condition.
@@ -238,8 +295,9 @@ func puts(items []map[string]types.AttributeValue) []types.WriteRequest {
 	return reqs
 }
 
-// batchWrite writes reqs 25 at a time, retrying unprocessed ones.
-func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+// batchWrite writes reqs 25 at a time, retrying unprocessed ones; what
+// names the writes in its errors.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest, what string) error {
 	for len(reqs) > 0 {
 		n := min(len(reqs), 25)
 		batch := reqs[:n]
@@ -247,7 +305,7 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 		for attempt := 0; len(batch) > 0; attempt++ {
 			if attempt > 0 {
 				if attempt > 8 {
-					return errors.New("write policy items: DynamoDB kept returning unprocessed items")
+					return fmt.Errorf("%s: DynamoDB kept returning unprocessed items", what)
 				}
 				select {
 				case <-ctx.Done():
@@ -259,7 +317,7 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 			out, err := s.api.BatchWriteItem(cctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{s.table: batch}})
 			cancel()
 			if err != nil {
-				return fmt.Errorf("write policy items: %w", err)
+				return fmt.Errorf("%s: %w", what, err)
 			}
 			batch = out.UnprocessedItems[s.table]
 		}
@@ -272,67 +330,116 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 // that was still on its way (a batch whose caller timed out) lands within
 // the caller's own deadline and retries, far below this; every apply looks
 // into each tombstoned generation again and removes what it finds, so items
-// that land late are found by what exists under the generation.
+// that land late are found by what exists under the generation. When the
+// tombstone is first found empty after the grace it is marked expired, and
+// its partition is read for one grace period longer before the marker goes.
 const tombstoneGrace = 15 * time.Minute
 
-// dropGeneration deletes a generation's items and marks its marker as a
-// tombstone. It refuses to touch the generation the version item names.
-func (s *Store) dropGeneration(ctx context.Context, gen string) error {
-	live, err := s.readVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("remove generation %s: %w", gen, err)
+func (s *Store) tombstoneGrace() time.Duration {
+	if s.grace > 0 {
+		return s.grace
 	}
-	if live.Generation == gen {
-		return fmt.Errorf("refusing to remove generation %s: it is the live policy (version %d)", gen, live.Version)
-	}
-	_, err = s.sweep(ctx, gen, nil)
-	return err
+	return tombstoneGrace
 }
 
-// sweep deletes whatever items generation gen has and keeps its marker as a
-// tombstone; once the tombstone is older than tombstoneGrace and nothing was
-// found, the marker goes too. It returns how many items it deleted.
-func (s *Store) sweep(ctx context.Context, gen string, marker map[string]types.AttributeValue) (int, error) {
-	items, err := s.queryKeys(ctx, policyPK+gen, "")
+// sweep deletes whatever items generation m.Gen has, and the audit parts
+// of its apply if that apply's record was never written, and keeps its
+// marker as a tombstone. m must be dropped: a pending generation could
+// still become live, and sweep refuses it. It returns how many items it
+// deleted.
+func (s *Store) sweep(ctx context.Context, m marker) (int, error) {
+	if !m.dropped() {
+		return 0, fmt.Errorf("refusing to remove generation %s: its marker is still pending", m.Gen)
+	}
+	items, err := s.queryKeys(ctx, policyPK+m.Gen, "")
 	if err != nil {
 		return 0, err
+	}
+	if m.Audit != "" {
+		parts, err := s.orphanParts(ctx, m.Audit)
+		if err != nil {
+			return 0, err
+		}
+		items = append(items, parts...)
 	}
 	reqs := make([]types.WriteRequest, 0, len(items))
 	for _, k := range items {
 		reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}})
 	}
-	if err := s.batchWrite(ctx, reqs); err != nil {
+	if err := s.batchWrite(ctx, reqs, "remove generation "+m.Gen); err != nil {
 		return 0, err
 	}
-	var dropped time.Time
-	if a, ok := marker["droppedAt"].(*types.AttributeValueMemberS); ok {
-		dropped, _ = time.Parse(time.RFC3339, a.Value)
-	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	if len(items) == 0 && !dropped.IsZero() && time.Since(dropped) > tombstoneGrace {
+	now, grace := s.timeNow(), s.tombstoneGrace()
+	dropped, expired := parseTime(m.DroppedAt), parseTime(m.ExpiredAt)
+	var write *dynamodb.PutItemInput
+	switch {
+	case len(items) > 0 || dropped.IsZero() || now.Sub(dropped) <= grace:
+		if m.DroppedAt == "" {
+			m.DroppedAt = s.stamp()
+			item, err := m.item()
+			if err != nil {
+				return 0, err
+			}
+			write = &dynamodb.PutItemInput{TableName: &s.table, Item: item}
+		}
+	case expired.IsZero():
+		// Read one grace period longer: a write later than the tombstone
+		// still lands under a marker that is there to find it.
+		m.ExpiredAt = s.stamp()
+		item, err := m.item()
+		if err != nil {
+			return 0, err
+		}
+		write = &dynamodb.PutItemInput{TableName: &s.table, Item: item}
+	case now.Sub(expired) > grace:
+		cctx, cancel := s.call(ctx)
+		defer cancel()
 		_, err = s.api.BatchWriteItem(cctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{
-			s.table: {{DeleteRequest: &types.DeleteRequest{Key: key(metaPK, genPrefix+gen)}}}}})
+			s.table: {{DeleteRequest: &types.DeleteRequest{Key: key(metaPK, genPrefix+m.Gen)}}}}})
 		return 0, err
 	}
-	if dropped.IsZero() {
-		item := key(metaPK, genPrefix+gen)
-		item["droppedAt"] = &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339)}
-		if _, err := s.api.PutItem(cctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item}); err != nil {
-			return len(items), fmt.Errorf("mark generation %s removed: %w", gen, err)
+	if write != nil {
+		cctx, cancel := s.call(ctx)
+		defer cancel()
+		if _, err := s.api.PutItem(cctx, write); err != nil {
+			return len(items), fmt.Errorf("mark generation %s removed: %w", m.Gen, err)
 		}
 	}
 	return len(items), nil
 }
 
-// dropOldGenerations removes every generation numbered at or below keep's
-// version except keep itself and the live one (superseded ones, ones whose
-// apply lost or crashed) and looks into every tombstone again, whatever its
-// number, for items that landed after their apply gave up. Newer unmarked
-// ones may belong to an apply in progress and stay. It returns how
-// many items it removed from generations already dropped before: leftovers.
+// orphanParts returns the keys of the audit part items of record id if the
+// record itself does not exist: the parts of an apply that never switched.
+// A dropped generation's record can no longer be written (the fence).
+func (s *Store) orphanParts(ctx context.Context, id string) ([]map[string]types.AttributeValue, error) {
+	cctx, cancel := s.call(ctx)
+	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(auditPK, id), ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("PK")})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("read audit record %s: %w", id, err)
+	}
+	if out.Item != nil {
+		return nil, nil
+	}
+	return s.queryKeys(ctx, auditPartPK+id, "")
+}
+
+// pendingTimeout is how old a pending generation above the live version
+// must be before a clean-up takes its apply for gone (killed) and abandons
+// it. Abandoning one whose apply still runs is safe (the fence makes that
+// apply's switch fail as a conflict) but would fail it for nothing.
+const pendingTimeout = 10 * time.Minute
+
+// dropOldGenerations abandons and removes every generation except keep
+// and the live one: superseded ones, ones whose apply lost or crashed, and
+// pending ones numbered above keep's version whose apply began more than
+// pendingTimeout ago (newer ones may belong to an apply in progress and are
+// left alone); it looks into every tombstone again, whatever its number,
+// for items that landed after their apply gave up. It returns how many
+// items it removed from generations already dropped before: leftovers.
 func (s *Store) dropOldGenerations(ctx context.Context, keep string) (int, error) {
-	markers, err := s.queryKeysWith(ctx, metaPK, genPrefix, "PK, SK, droppedAt")
+	items, err := s.queryKeysWith(ctx, metaPK, genPrefix, "") // whole markers: state is a reserved word
 	if err != nil {
 		return 0, err
 	}
@@ -343,13 +450,29 @@ func (s *Store) dropOldGenerations(ctx context.Context, keep string) (int, error
 	keepVersion := generationVersion(keep)
 	leftovers := 0
 	var errs []error
-	for _, m := range markers {
-		gen := m["SK"].(*types.AttributeValueMemberS).Value[len(genPrefix):]
-		_, tomb := m["droppedAt"] // abandoned, whatever its number
-		if gen == keep || gen == live.Generation || !tomb && generationVersion(gen) > keepVersion {
+	for _, it := range items {
+		m, err := decodeMarker(it)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		n, err := s.sweep(ctx, gen, m)
+		if m.Gen == keep || m.Gen == live.Generation {
+			continue
+		}
+		tomb := m.dropped()
+		if !tomb {
+			if generationVersion(m.Gen) > keepVersion && s.timeNow().Sub(parseTime(m.CreatedAt)) < pendingTimeout {
+				continue // an apply in progress may own it
+			}
+			switch err := s.abandon(ctx, &m); {
+			case errors.Is(err, errLive):
+				continue
+			case err != nil:
+				errs = append(errs, err)
+				continue
+			}
+		}
+		n, err := s.sweep(ctx, m)
 		if tomb {
 			leftovers += n
 		}
@@ -376,7 +499,9 @@ func (s *Store) queryKeys(ctx context.Context, pk, prefix string) ([]map[string]
 // queryKeysWith is queryKeys with the attributes to read.
 func (s *Store) queryKeysWith(ctx context.Context, pk, prefix, projection string) ([]map[string]types.AttributeValue, error) {
 	in := s.partition(pk, true)
-	in.ProjectionExpression = aws.String(projection)
+	if projection != "" {
+		in.ProjectionExpression = aws.String(projection)
+	}
 	if prefix != "" {
 		in.KeyConditionExpression = aws.String("PK = :pk AND begins_with(SK, :p)")
 		in.ExpressionAttributeValues[":p"] = &types.AttributeValueMemberS{Value: prefix}
