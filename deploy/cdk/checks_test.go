@@ -389,3 +389,89 @@ func dangling(tpl template) []string {
 	slices.Sort(problems)
 	return problems
 }
+
+// checkOperatorPolicies: the managed policies for people and CI allow
+// exactly deploy.Actions(admin) and deploy.Actions(readonly) on the table
+// and its indexes, and the admin one deploy.CognitoActions on the pool
+// when there is one.
+func checkOperatorPolicies(tpl template, withPool bool) []string {
+	var problems []string
+	seen := map[deploy.Who]bool{}
+	for name, r := range tpl.Resources {
+		if r.Type != "AWS::IAM::ManagedPolicy" {
+			continue
+		}
+		desc, _ := r.Properties["Description"].(string)
+		var who deploy.Who
+		switch {
+		case strings.HasPrefix(desc, "pretoken admin"):
+			who = deploy.Admin
+		case strings.HasPrefix(desc, "pretoken read-only"):
+			who = deploy.Readonly
+		default:
+			continue
+		}
+		seen[who] = true
+		var table, cognito []string
+		for _, st := range asList(r.Properties["PolicyDocument"].(map[string]any)["Statement"]) {
+			for _, a := range strs(st.(map[string]any)["Action"]) {
+				switch {
+				case strings.HasPrefix(a, "dynamodb:"):
+					table = append(table, a)
+				case strings.HasPrefix(a, "cognito-idp:"):
+					cognito = append(cognito, a)
+				default:
+					problems = append(problems, fmt.Sprintf("%s allows %s", name, a))
+				}
+			}
+		}
+		slices.Sort(table)
+		slices.Sort(cognito)
+		if diff := cmp.Diff(deploy.Actions(who), table); diff != "" {
+			problems = append(problems, fmt.Sprintf("%s: DynamoDB actions other than deploy.Actions(%s) (-want +got):\n%s", name, who, diff))
+		}
+		var want []string
+		if who == deploy.Admin && withPool {
+			want = deploy.CognitoActions
+		}
+		if diff := cmp.Diff(want, cognito); diff != "" {
+			problems = append(problems, fmt.Sprintf("%s: Cognito actions (-want +got):\n%s", name, diff))
+		}
+	}
+	if !seen[deploy.Admin] || !seen[deploy.Readonly] {
+		problems = append(problems, fmt.Sprintf("operator policies found: %v, want admin and readonly", seen))
+	}
+	return problems
+}
+
+// checkLeastPrivilege: no IAM statement in the stack allows a wildcard
+// action or every resource.
+func checkLeastPrivilege(tpl template) []string {
+	var problems []string
+	for name, r := range tpl.Resources {
+		var docs []any
+		switch r.Type {
+		case "AWS::IAM::Role":
+			for _, p := range asList(r.Properties["Policies"]) {
+				docs = append(docs, p.(map[string]any)["PolicyDocument"])
+			}
+		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy":
+			docs = append(docs, r.Properties["PolicyDocument"])
+		}
+		for _, d := range docs {
+			for _, st := range asList(d.(map[string]any)["Statement"]) {
+				for _, a := range strs(st.(map[string]any)["Action"]) {
+					if strings.Contains(a, "*") {
+						problems = append(problems, fmt.Sprintf("%s allows wildcard action %s", name, a))
+					}
+				}
+				for _, res := range asList(st.(map[string]any)["Resource"]) {
+					if res == "*" {
+						problems = append(problems, fmt.Sprintf("%s allows %v on every resource", name, st.(map[string]any)["Action"]))
+					}
+				}
+			}
+		}
+	}
+	return problems
+}

@@ -104,6 +104,10 @@ func TestConstruct(t *testing.T) {
 			report(t, "invoke permissions", checkPermissions(tpl, version, p.ExistingUserPoolArn))
 			report(t, "references", dangling(tpl))
 			report(t, "cdk-nag AwsSolutions", findings)
+			report(t, "least privilege", checkLeastPrivilege(tpl))
+			if p.PolicyFile == "" {
+				report(t, "operator policies", checkOperatorPolicies(tpl, p.NewUserPool || p.ExistingUserPoolArn != ""))
+			}
 			if p.ExistingTableName == "" && p.PolicyFile == "" {
 				report(t, "table", checkTable(tpl))
 			}
@@ -160,7 +164,15 @@ func TestExampleApp(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			report(t, "trigger", checkTrigger(tpl))
 			report(t, "table", checkTable(tpl))
-			report(t, "alarms", checkAlarms(tpl, ""))
+			report(t, "alarms", checkAlarms(tpl, alarmTopic(tpl)))
+			report(t, "least privilege", checkLeastPrivilege(tpl))
+			report(t, "operator policies", checkOperatorPolicies(tpl, true))
+			f, _ := locate(tpl)
+			if f.pool == "" {
+				report(t, "invoke permissions", checkPermissions(tpl, "", existingPool))
+			} else {
+				report(t, "invoke permissions", checkPermissions(tpl, "V2_0", ""))
+			}
 			report(t, "references", dangling(tpl))
 		})
 	}
@@ -184,4 +196,18 @@ func TestValidate(t *testing.T) {
 	if err := (Props{Dist: d}).Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
+}
+
+// alarmTopic is the SNS topic of the first alarm with actions, if any: the
+// example's production-like stack sends them to one.
+func alarmTopic(tpl template) string {
+	for _, r := range tpl.Resources {
+		if r.Type == "AWS::CloudWatch::Alarm" {
+			if a := asList(r.Properties["AlarmActions"]); len(a) == 1 {
+				s, _ := a[0].(string)
+				return s
+			}
+		}
+	}
+	return ""
 }
