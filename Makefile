@@ -95,12 +95,18 @@ package: build $(DEPLOY_TOOLS) ## Package the stack offline (osls) for STAGE wit
 	@if command -v cfn-lint >/dev/null 2>&1; then echo "cfn-lint $(TEMPLATE)"; $(CFN_LINT) $(TEMPLATE); \
 	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
 
-package-all: build $(DEPLOY_TOOLS) $(TOOLS) ## Package with osls and Serverless v3, demo and prod stages, into build/stacks/; cfn-lint each.
+package-all: build $(DEPLOY_TOOLS) $(TOOLS) ## Package with osls and Serverless v3, demo and prod stages, and transform the SAM template for both, into build/stacks/; cfn-lint each.
 	rm -rf $(STACKS)
 	$(SLS) package --stage demo --region $(REGION) --package $(STACKS)/osls-demo
 	$(SLS) package --stage prod --region $(REGION) --package $(STACKS)/osls-prod $(addprefix --param ,$(PROD_PARAMS))
 	$(SLS3) package --stage demo --region $(REGION) --package $(STACKS)/sls3-demo
 	$(SLS3) package --stage prod --region $(REGION) --package $(STACKS)/sls3-prod $(addprefix --param ,$(PROD_PARAMS))
+	@# The SAM template after its transform (aws-sam-translator, which cfn-lint brings), so the same tests read it.
+	@if python3 -c 'import samtranslator' 2>/dev/null; then \
+	  scripts/sam-stack.py $(SAM_TEMPLATE) $(STACKS)/sam-demo demo CreateUserPool=true CreateExampleApi=true CreateAuthorizer=true \
+	    PoolDeletionPolicy=Delete PoolDeletionProtection=INACTIVE && \
+	  scripts/sam-stack.py $(SAM_TEMPLATE) $(STACKS)/sam-prod prod $(subst existingUserPoolArn,ExistingUserPoolArn,$(PROD_PARAMS)); \
+	else echo "aws-sam-translator (pip, with cfn-lint) is not installed here; the SAM template's checks skipped"; fi
 	@if command -v cfn-lint >/dev/null 2>&1; then \
 	  for d in $(STACKS)/*; do echo "cfn-lint $$d"; $(CFN_LINT) $$d/cloudformation-template-update-stack.json; done; \
 	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
