@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscognito"
@@ -60,7 +61,8 @@ type Props struct {
 	// (PRETOKEN_POLICY_FILE), so no table is created or granted.
 	PolicyFile string
 	// Authorizer adds the pretoken Lambda authorizer (cmd/authorizer, built
-	// with examples/authorizer.yaml) for an HTTP API; it needs a pool.
+	// with examples/authorizer.yaml) for an HTTP API; it needs a pool. Put
+	// it on routes with HTTPAuthorizer.
 	Authorizer bool
 	// AuthorizerClientIDs are the app clients whose tokens the authorizer
 	// accepts (default: the new pool's web client).
@@ -379,6 +381,24 @@ func (c *Pretoken) authorizer(p Props) {
 			"WEB_CLIENT_ID":              awscdk.Fn_Join(jsii.String(","), jsii.Strings(clients...)),
 		},
 	})
+}
+
+// HTTPAuthorizer is the Lambda authorizer for an HTTP API route
+// (payload 2.0, simple responses, the Authorization header), or nil
+// without Props.Authorizer. Binding it to a route adds API Gateway's invoke
+// permission with the API's ARN as SourceArn. Caching stays off: the answer
+// depends on the path (the tenant in it) and API Gateway keys the cache by
+// the token alone (README, "Downstream").
+func (c *Pretoken) HTTPAuthorizer() awsapigatewayv2authorizers.HttpLambdaAuthorizer {
+	if c.Authorizer == nil {
+		return nil
+	}
+	return awsapigatewayv2authorizers.NewHttpLambdaAuthorizer(jsii.String("pretoken"), c.Authorizer,
+		&awsapigatewayv2authorizers.HttpLambdaAuthorizerProps{
+			ResponseTypes:   &[]awsapigatewayv2authorizers.HttpLambdaResponseType{awsapigatewayv2authorizers.HttpLambdaResponseType_SIMPLE},
+			IdentitySource:  jsii.Strings("$request.header.Authorization"),
+			ResultsCacheTtl: awscdk.Duration_Seconds(jsii.Number(0)),
+		})
 }
 
 // alarm is one of the trigger's alarms: on the Lambda service's metrics, or

@@ -2,6 +2,7 @@ package cdk
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,8 +10,11 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/pretoken/pretoken/internal/testenv"
 )
@@ -40,7 +44,14 @@ func synth(t *testing.T, p Props) (template, []string) {
 	t.Helper()
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
 	stack := awscdk.NewStack(app, jsii.String("Test"), nil)
-	New(stack, "Pretoken", p)
+	c := New(stack, "Pretoken", p)
+	if a := c.HTTPAuthorizer(); a != nil {
+		// A route behind the authorizer, as an app would add one.
+		api := awsapigatewayv2.NewHttpApi(stack, jsii.String("Api"), nil)
+		api.AddRoutes(&awsapigatewayv2.AddRoutesOptions{Path: jsii.String("/tenants/{tenant}/orders"),
+			Methods: &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET}, Authorizer: a,
+			Integration: awsapigatewayv2integrations.NewHttpUrlIntegration(jsii.String("Backend"), jsii.String("https://example.com"), nil)})
+	}
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	tj := assertions.Template_FromStack(stack, nil).ToJSON()
 	b, err := json.Marshal(tj)
@@ -53,10 +64,11 @@ func synth(t *testing.T, p Props) (template, []string) {
 	}
 	var findings []string
 	a := assertions.Annotations_FromStack(stack)
-	for _, m := range *a.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+	// The construct's findings; the test's own API is not what ships.
+	for _, m := range *a.FindError(jsii.String("/Test/Pretoken/*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
 		findings = append(findings, "error "+*m.Id+": "+jsonString(m.Entry.Data))
 	}
-	for _, m := range *a.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+	for _, m := range *a.FindWarning(jsii.String("/Test/Pretoken/*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
 		findings = append(findings, "warning "+*m.Id+": "+jsonString(m.Entry.Data))
 	}
 	return tpl, findings
@@ -105,6 +117,9 @@ func TestConstruct(t *testing.T) {
 			report(t, "references", dangling(tpl))
 			report(t, "cdk-nag AwsSolutions", findings)
 			report(t, "least privilege", checkLeastPrivilege(tpl))
+			if p.Authorizer {
+				report(t, "authorizer", checkAuthorizer(tpl))
+			}
 			if p.PolicyFile == "" {
 				report(t, "operator policies", checkOperatorPolicies(tpl, p.NewUserPool || p.ExistingUserPoolArn != ""))
 			}
@@ -210,4 +225,32 @@ func alarmTopic(tpl template) string {
 		}
 	}
 	return ""
+}
+
+// checkAuthorizer: the HTTP API authorizer that HTTPAuthorizer makes asks
+// the pretoken authorizer with payload 2.0 and simple responses, caches
+// nothing, and API Gateway may invoke the function from that API only.
+func checkAuthorizer(tpl template) []string {
+	var problems []string
+	n := 0
+	for name, r := range tpl.Resources {
+		switch r.Type {
+		case "AWS::ApiGatewayV2::Authorizer":
+			n++
+			for k, want := range map[string]any{"AuthorizerType": "REQUEST", "AuthorizerPayloadFormatVersion": "2.0", "EnableSimpleResponses": true,
+				"IdentitySource": []any{"$request.header.Authorization"}, "AuthorizerResultTtlInSeconds": 0.0} {
+				if diff := cmp.Diff(want, r.Properties[k]); diff != "" {
+					problems = append(problems, fmt.Sprintf("%s %s (-want +got):\n%s", name, k, diff))
+				}
+			}
+		case "AWS::Lambda::Permission":
+			if r.Properties["Principal"] == "apigateway.amazonaws.com" && !strings.Contains(jsonString(r.Properties["SourceArn"]), "execute-api") {
+				problems = append(problems, fmt.Sprintf("%s: SourceArn %v, want the API's", name, r.Properties["SourceArn"]))
+			}
+		}
+	}
+	if n != 1 {
+		problems = append(problems, fmt.Sprintf("%d HTTP API authorizers, want 1", n))
+	}
+	return problems
 }
