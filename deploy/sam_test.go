@@ -17,6 +17,10 @@ func TestSAMMatchesServerless(t *testing.T) {
 	for _, s := range stacks(t) {
 		byName[s.name] = s
 	}
+	if _, ok := byName["sam-demo"]; !ok {
+		// make package-all transforms the SAM template only where aws-sam-translator (cfn-lint's) is installed.
+		t.Skip("no transformed SAM stacks: aws-sam-translator is not installed here")
+	}
 	for _, stage := range []string{"demo", "prod"} {
 		t.Run(stage, func(t *testing.T) {
 			sls, ok1 := byName["osls-"+stage]
