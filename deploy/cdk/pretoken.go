@@ -118,10 +118,13 @@ const (
 )
 
 // Statements are deploy.Policy(who, ...)'s statements with the table's and
-// the pool's ARNs (CDK tokens allowed).
+// the pool's ARNs (CDK tokens allowed). It is the construct's one call of
+// deploy.Policy.
 func Statements(who deploy.Who, tableArn, poolArn string) ([]awsiam.PolicyStatement, error) {
-	pool := ""
-	if poolArn != "" {
+	// A literal pool ARN goes to deploy.Policy as it is, which checks its
+	// shape; a token (a new pool's ARN) is swapped in afterwards.
+	pool := poolArn
+	if *awscdk.Token_IsUnresolved(poolArn) {
 		pool = poolPlaceholder
 	}
 	doc, err := deploy.Policy(who, tablePlaceholder, pool)
@@ -243,7 +246,7 @@ func (p Props) Validate() error {
 	}
 	if p.ExistingUserPoolArn != "" {
 		// deploy.Policy checks the ARN's shape, as the CLI does.
-		if _, err := deploy.Policy(deploy.Admin, tablePlaceholder, p.ExistingUserPoolArn); err != nil {
+		if _, err := Statements(deploy.Admin, tablePlaceholder, p.ExistingUserPoolArn); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
