@@ -37,8 +37,12 @@ export SLS_TELEMETRY_DISABLED := 1
 export SLS_NOTIFICATIONS_MODE := off
 # W3005 (a DependsOn that a GetAtt already implies) comes from the framework's own function resources.
 CFN_LINT  := cfn-lint --ignore-checks W3005 --
+# The CDK construct (deploy/cdk) and its example app (examples/cdk) are Go modules of their own, so the CDK
+# never enters the trigger's module graph; the example app's cloud assembly goes here.
+CDK_OUT   := build/cdk.out
+SAM_TEMPLATE := deploy/sam/template.yaml
 
-.PHONY: help build package package-all deploy demo demo-dynamo dynamodb-local test unit lint bench fuzz tools chromium clean
+.PHONY: help build package package-all cdk-synth cdk-test sam-lint deploy demo demo-dynamo dynamodb-local test unit lint bench fuzz tools chromium clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -101,15 +105,36 @@ package: build $(DEPLOY_TOOLS) ## Package the stack offline (osls) for STAGE wit
 	@if command -v cfn-lint >/dev/null 2>&1; then echo "cfn-lint $(TEMPLATE)"; $(CFN_LINT) $(TEMPLATE); \
 	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
 
-package-all: build $(DEPLOY_TOOLS) $(TOOLS) ## Package with osls and Serverless v3, demo and prod stages, into build/stacks/; cfn-lint each.
+package-all: build $(DEPLOY_TOOLS) $(TOOLS) ## Package with osls and Serverless v3, demo and prod stages, and transform the SAM template for both, into build/stacks/; cfn-lint each.
 	rm -rf $(STACKS)
 	$(SLS) package --stage demo --region $(REGION) --package $(STACKS)/osls-demo
 	$(SLS) package --stage prod --region $(REGION) --package $(STACKS)/osls-prod $(addprefix --param ,$(PROD_PARAMS))
 	$(SLS3) package --stage demo --region $(REGION) --package $(STACKS)/sls3-demo
 	$(SLS3) package --stage prod --region $(REGION) --package $(STACKS)/sls3-prod $(addprefix --param ,$(PROD_PARAMS))
+	@# The SAM template after its transform (aws-sam-translator, which cfn-lint brings), so the same tests read it.
+	@if python3 -c 'import samtranslator' 2>/dev/null; then \
+	  scripts/sam-stack.py $(SAM_TEMPLATE) $(STACKS)/sam-demo demo CreateUserPool=true CreateExampleApi=true CreateAuthorizer=true \
+	    PoolDeletionPolicy=Delete PoolDeletionProtection=INACTIVE && \
+	  scripts/sam-stack.py $(SAM_TEMPLATE) $(STACKS)/sam-prod prod $(subst existingUserPoolArn,ExistingUserPoolArn,$(PROD_PARAMS)); \
+	else echo "aws-sam-translator (pip, with cfn-lint) is not installed here; the SAM template's checks skipped"; fi
 	@if command -v cfn-lint >/dev/null 2>&1; then \
 	  for d in $(STACKS)/*; do echo "cfn-lint $$d"; $(CFN_LINT) $$d/cloudformation-template-update-stack.json; done; \
 	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
+
+cdk-synth: build ## Synthesize examples/cdk (the construct in deploy/cdk) into build/cdk.out without credentials (Node.js); cdk-nag runs in it; cfn-lint each template.
+	rm -rf $(CDK_OUT)
+	cd examples/cdk && CDK_OUTDIR=$(CURDIR)/$(CDK_OUT) PRETOKEN_DIST=$(CURDIR)/$(DIST) $(GO) run .
+	@if command -v cfn-lint >/dev/null 2>&1; then \
+	  for f in $(CDK_OUT)/*.template.json; do echo "cfn-lint $$f"; $(CFN_LINT) $$f; done; \
+	else echo "cfn-lint is not installed here; template lint skipped (the Go template tests still run)"; fi
+
+cdk-test: cdk-synth ## Vet and test the CDK construct in its own module: every props variant, cdk-nag, and the example app's templates.
+	cd deploy/cdk && $(GO) vet ./... && PRETOKEN_REQUIRE_SERVICES=1 PRETOKEN_TEST_CDK_OUT=$(CURDIR)/$(CDK_OUT) $(GO) test -count=1 ./...
+	cd examples/cdk && $(GO) vet ./...
+
+sam-lint: ## cfn-lint the SAM template (deploy/sam/template.yaml), where cfn-lint is installed.
+	@if command -v cfn-lint >/dev/null 2>&1; then echo "cfn-lint $(SAM_TEMPLATE)"; $(CFN_LINT) $(SAM_TEMPLATE); \
+	else echo "cfn-lint is not installed here; SAM template lint skipped"; fi
 
 deploy: build $(BIN)/pretoken $(DEPLOY_TOOLS) ## Deploy to AWS (needs credentials): STAGE=demo REGION=us-east-1 PARAMS=..., then migrate and apply POLICY_FILE (the demo stage: the example policy).
 	$(SLS) deploy --stage $(STAGE) --region $(REGION) $(addprefix --param ,$(PARAMS))
@@ -120,7 +145,7 @@ else
 	@echo "no POLICY_FILE named: the table's policy was left as it is; apply one with make deploy STAGE=$(STAGE) POLICY_FILE=path/to/policy.yaml, or pretoken apply FILE"
 endif
 
-test: lint $(TOOLS) chromium package-all ## Lint; package four stacks; every test with the race detector against DynamoDB Local, the Lambda emulator, cognito-local and headless Chromium; the demo.
+test: lint $(TOOLS) chromium package-all sam-lint cdk-test ## Lint; package four stacks; lint the SAM template; synthesize and test the CDK app; every test with the race detector against DynamoDB Local, the Lambda emulator, cognito-local and headless Chromium; the demo.
 	@mkdir -p build/screenshots
 	PRETOKEN_REQUIRE_SERVICES=1 PRETOKEN_TEST_STACKS=$(CURDIR)/$(STACKS) PRETOKEN_TEST_CHROMIUM=$$(command -v chromium) \
 	  PRETOKEN_TEST_SCREENSHOTS=$(CURDIR)/build/screenshots scripts/with-services.sh $(GO) test -race -count=1 $(PKGS)

@@ -343,16 +343,21 @@ func (e *eval) dangling() []string {
 	return problems
 }
 
-// parameterSpace is every combination of the template's parameters that
-// have allowed values, plus empty and set values for the optional ARNs.
+// parameterSpace is every combination of the template's switches (the
+// parameters its conditions read): their allowed values, or empty and set
+// for the optional ARNs. A parameter no condition reads cannot change which
+// resources exist.
 func parameterSpace(tpl template, base map[string]string) []map[string]string {
 	out := []map[string]string{{}}
 	for k, v := range base {
 		out[0][k] = v
 	}
+	conditions, _ := json.Marshal(tpl.Conditions)
 	names := make([]string, 0, len(tpl.Parameters))
 	for name := range tpl.Parameters {
-		names = append(names, name)
+		if strings.Contains(string(conditions), fmt.Sprintf(`{"Ref":%q}`, name)) {
+			names = append(names, name)
+		}
 	}
 	slices.Sort(names)
 	for _, name := range names {

@@ -42,6 +42,8 @@ func TestEveryConditionCombinationDeploys(t *testing.T) {
 func TestStages(t *testing.T) {
 	forEach(t, func(t *testing.T, s stack) {
 		pool := s.get(t, "UserPool", "AWS::Cognito::UserPool")
+		// A stack parameter in the SAM template, a literal in serverless.yml's.
+		protection := newEval(t, s.tpl, s.params).scalar(pool.Properties["DeletionProtection"])
 		switch s.stage {
 		case "demo":
 			for k, want := range map[string]string{"CreateUserPool": "true", "CreateExampleApi": "true", "TriggerVersion": "V2_0"} {
@@ -49,16 +51,16 @@ func TestStages(t *testing.T) {
 					t.Errorf("demo stage: %s = %q, want %q", k, s.params[k], want)
 				}
 			}
-			if pool.DeletionPolicy != "Delete" || pool.Properties["DeletionProtection"] != "INACTIVE" {
-				t.Errorf("demo pool: DeletionPolicy %q, DeletionProtection %v; the demo is meant to be removed", pool.DeletionPolicy, pool.Properties["DeletionProtection"])
+			if pool.DeletionPolicy != "Delete" || protection != "INACTIVE" {
+				t.Errorf("demo pool: DeletionPolicy %q, DeletionProtection %v; the demo is meant to be removed", pool.DeletionPolicy, protection)
 			}
 		default:
 			if s.params["CreateUserPool"] != "false" || s.params["CreateExampleApi"] != "false" || s.params["ExistingUserPoolArn"] == "" {
 				t.Errorf("production-like stage %s: %v; want an existing pool, no new pool, no example API", s.stage, s.params)
 			}
-			if pool.DeletionPolicy != "Retain" || pool.Properties["DeletionProtection"] != "ACTIVE" {
+			if pool.DeletionPolicy != "Retain" || protection != "ACTIVE" {
 				t.Errorf("stage %s pool: DeletionPolicy %q, DeletionProtection %v; want Retain and ACTIVE outside the demo",
-					s.stage, pool.DeletionPolicy, pool.Properties["DeletionProtection"])
+					s.stage, pool.DeletionPolicy, protection)
 			}
 		}
 		table := s.get(t, "PolicyTable", "AWS::DynamoDB::Table")
