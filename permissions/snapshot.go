@@ -29,6 +29,8 @@ type Snapshot struct {
 	idpGroups map[string]*grant
 	profiles  map[string]*profile
 	limits    Limits
+	tenancy   Tenancy
+	idpAttr   string // the user attribute holding the IdP's groups
 }
 
 // grant is a sorted, duplicate-free set of roles and the permissions they
@@ -48,6 +50,7 @@ type tokenProfile struct {
 	claims         []claimSpec // sorted by name
 	allowed        []bool      // by permission number; nil when every permission is allowed
 	scopes         []string    // by permission number: the prefixed scope; nil when scopes are off
+	scopePrefix    string      // what scopes were made with, for EncodeSnapshot
 	suppressScopes []string
 	suppressClaims []string
 }
@@ -73,6 +76,8 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		idpGroups: make(map[string]*grant, len(p.IdPGroups.Roles)),
 		profiles:  make(map[string]*profile, len(p.Clients)+1),
 		limits:    p.Limits,
+		tenancy:   p.Tenancy,
+		idpAttr:   p.IdPGroups.Attribute,
 	}
 	s.roleIDs = make(map[string]uint32, len(s.roleNames))
 	for i, name := range s.roleNames {
@@ -188,6 +193,7 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 			}
 		}
 		if t.Scopes && tok == int(AccessToken) {
+			tp.scopePrefix = t.ScopePrefix
 			tp.scopes = make([]string, len(s.permNames))
 			for i, perm := range s.permNames {
 				tp.scopes[i] = t.ScopePrefix + perm
@@ -216,18 +222,20 @@ func allowed(allow []string, perm string) bool {
 // Version is the label the snapshot was compiled with.
 func (s *Snapshot) Version() string { return s.version }
 
-// Policy returns the policy the snapshot was compiled from. It must not be changed.
+// Policy returns the policy the snapshot was compiled from, or nil for a
+// snapshot decoded from its compiled form (DecodeSnapshot), which carries
+// only what serving needs. It must not be changed.
 func (s *Snapshot) Policy() *Policy { return s.policy }
 
 // Limits returns the policy's limits with defaults filled in.
 func (s *Snapshot) Limits() Limits { return s.limits }
 
 // Tenancy returns the policy's tenancy; its zero value means no tenants.
-func (s *Snapshot) Tenancy() Tenancy { return s.policy.Tenancy }
+func (s *Snapshot) Tenancy() Tenancy { return s.tenancy }
 
 // IdPGroupsAttribute is the user attribute that holds the identity
 // provider's groups, or "" when the policy maps none.
-func (s *Snapshot) IdPGroupsAttribute() string { return s.policy.IdPGroups.Attribute }
+func (s *Snapshot) IdPGroupsAttribute() string { return s.idpAttr }
 
 // HasRole reports whether the policy defines role name.
 func (s *Snapshot) HasRole(name string) bool {
