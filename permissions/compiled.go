@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 )
@@ -546,4 +547,66 @@ func (r *reader) grantRef(grants []*grant) *grant {
 		return noGrant
 	}
 	return grants[i]
+}
+
+// MaxSnapshotBytes is the largest compiled snapshot that apply and compile
+// accept. A cold container's load takes time and memory in proportion to
+// the snapshot's bytes; this bound keeps it within a 128 MB function's
+// memory and CPU share, as measured (see the README, "Performance").
+const MaxSnapshotBytes = 4 << 20
+
+// ErrSnapshotTooLarge: the compiled policy would not load in time, or in
+// the memory, of the smallest function the README allows.
+var ErrSnapshotTooLarge = errors.New("the compiled policy is too large for the trigger to load")
+
+// CheckSnapshotSize refuses a compiled snapshot above MaxSnapshotBytes.
+func CheckSnapshotSize(data []byte) error {
+	if len(data) > MaxSnapshotBytes {
+		return fmt.Errorf("%w: %d bytes compiled, more than the %d that load within a cold start at 128 MB; split the policy or shorten its names", ErrSnapshotTooLarge, len(data), MaxSnapshotBytes)
+	}
+	return nil
+}
+
+// ServeFile reads a file for serving: a compiled snapshot (pretoken
+// compile), decoded without the policy model, or a YAML policy file,
+// parsed and compiled. Either way the snapshot is labelled with the
+// policy's content hash.
+func ServeFile(path string) (*Snapshot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	if !IsCompiledSnapshot(data) {
+		p, err := ParseFile(path, data)
+		if err != nil {
+			return nil, err
+		}
+		return Compile(p, ContentHash(data))
+	}
+	s, err := DecodeSnapshot(data, CompiledLabel(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// CompileFile reads and validates the policy file at path and returns its
+// compiled snapshot, labelled with the file's content hash, as ServeFile
+// and LoadFile label it.
+func CompileFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	p, err := ParseFile(path, data)
+	if err != nil {
+		return nil, err
+	}
+	label := ContentHash(data)
+	s, err := Compile(p, label)
+	if err != nil {
+		return nil, err
+	}
+	out := EncodeSnapshot(s, label)
+	return out, CheckSnapshotSize(out)
 }

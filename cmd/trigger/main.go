@@ -5,7 +5,7 @@
 // Configuration comes from the environment (see the README):
 //
 //	PRETOKEN_TABLE              DynamoDB table holding the policy; or
-//	PRETOKEN_POLICY_FILE        a policy file to serve (for example one bundled in the zip)
+//	PRETOKEN_POLICY_FILE        a policy to serve (for example one bundled in the zip): compiled (pretoken compile) or YAML
 //	PRETOKEN_REFRESH_INTERVAL   how often the table's version is checked (default 10s)
 //	PRETOKEN_MAX_STALENESS      how long a snapshot is served while DynamoDB fails (default 15m)
 //	PRETOKEN_FAILURE_MODE       closed (default: refuse tokens) or open (issue them with nothing added) with no snapshot
@@ -156,7 +156,7 @@ func setup(ctx context.Context, log zerolog.Logger, getenv func(string) string) 
 		opts = append(opts, trigger.WithMetrics(fn))
 	}
 	if c.policyFile != "" {
-		snap, err := permissions.LoadFile(c.policyFile)
+		snap, err := permissions.ServeFile(c.policyFile)
 		if err != nil {
 			return nil, err
 		}
