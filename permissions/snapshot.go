@@ -183,8 +183,8 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 	p := &profile{id: id}
 	for tok, t := range [2]TokenProfile{IDToken: c.IDToken, AccessToken: c.AccessToken} {
 		tp := tokenProfile{
-			suppressScopes: slices.Clone(t.SuppressScopes),
-			suppressClaims: slices.Clone(t.SuppressClaims),
+			suppressScopes: cloneList(t.SuppressScopes),
+			suppressClaims: cloneList(t.SuppressClaims),
 		}
 		if t.Allow != nil && !slices.Contains(t.Allow, "*") { // an empty list lets nothing through
 			tp.allowed = make([]bool, len(s.permNames))
@@ -206,6 +206,15 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 		p.tokens[tok] = tp
 	}
 	return p
+}
+
+// cloneList copies list; an empty list becomes nil, as a decoded snapshot
+// has it, so the two forms of a snapshot are equal.
+func cloneList(list []string) []string {
+	if len(list) == 0 {
+		return nil
+	}
+	return slices.Clone(list)
 }
 
 // allowed reports whether an allow-list lets perm through: an entry is a

@@ -42,7 +42,8 @@ type ApplyOptions struct {
 }
 
 // Apply makes the stored policy equal p. p is validated first; an invalid
-// policy writes nothing. The new policy's items are written under a new
+// policy, or one whose compiled snapshot is too large to load
+// (permissions.ErrSnapshotTooLarge), writes nothing. The new policy's items are written under a new
 // generation, then one conditional write of the version item switches
 // readers to it, so no reader ever sees part of it. If the stored version
 // changed meanwhile, Apply removes what it wrote and returns ErrConflict.
@@ -56,6 +57,10 @@ type ApplyOptions struct {
 // left behind.
 func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOptions) (ApplyResult, error) {
 	if err := permissions.Validate(p); err != nil {
+		return ApplyResult{}, err
+	}
+	compiled, err := compiledSnapshot(p)
+	if err != nil {
 		return ApplyResult{}, err
 	}
 	cur, err := s.readVersion(ctx)
@@ -84,7 +89,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if opts.DryRun {
 		return res, nil
 	}
-	if len(res.Changes) == 0 && !res.Repaired {
+	// A policy that an older pretoken applied is written again, with its snapshot.
+	if len(res.Changes) == 0 && !res.Repaired && cur.Snapshot > 0 && cur.SnapshotFormat == permissions.SnapshotFormat {
 		res.Leftovers, err = s.dropOldGenerations(ctx, cur.Generation)
 		return res, err
 	}
@@ -95,6 +101,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if err != nil {
 		return res, err
 	}
+	chunks := snapshotItems(compiled, gen)
+	newItems = append(newItems, chunks...)
 	// The marker comes first, so a crash at any later point leaves a
 	// generation that the next apply finds and removes.
 	if err := s.putMarker(ctx, gen); err != nil {
@@ -125,7 +133,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if b, err := json.Marshal(p); err == nil && s.InlineLimit >= 0 && len(b) <= s.InlineLimit {
 		inline.Policy = b
 	}
-	err = s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}, inline, record)
+	err = s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems),
+		Snapshot: len(chunks), SnapshotFormat: permissions.SnapshotFormat}, inline, record)
 	if err != nil && !errors.Is(err, ErrConflict) {
 		// A timeout is an unknown outcome: the switch may have landed.
 		landed, rerr := s.switchLanded(ctx, gen)
