@@ -103,7 +103,11 @@ func EncodeSnapshot(s *Snapshot, label string) []byte {
 		return n
 	}
 	def := ref(s.defaults)
-	groups, machines, idp := table(s.groups), table(s.machines), table(s.idpGroups)
+	groups := named{names: s.groupIdx.names}
+	for _, g := range s.groups {
+		groups.refs = append(groups.refs, ref(g))
+	}
+	machines, idp := table(s.machines), table(s.idpGroups)
 	w.uvarint(uint64(len(grants)))
 	for _, g := range grants {
 		w.ids(g.roles)
@@ -224,10 +228,7 @@ func DecodeSnapshot(data []byte, version string) (*Snapshot, error) {
 		s.roles[i].roles = r.ids(&pool, nr)
 		s.roles[i].perms = r.ids(&pool, np)
 	}
-	s.roleIDs = make(map[string]uint32, len(s.roleNames))
-	for i, n := range s.roleNames {
-		s.roleIDs[n] = uint32(i)
-	}
+	s.roleIdx = newNameIndex(s.roleNames)
 	ng := r.count()
 	grants := make([]*grant, 0, ng)
 	backing := make([]grant, ng)
@@ -240,12 +241,16 @@ func DecodeSnapshot(data []byte, version string) (*Snapshot, error) {
 		s.nameGrants(backing)
 	}
 	s.defaults = r.grantRef(grants)
-	for _, m := range []*map[string]*grant{&s.groups, &s.machines} {
-		names := r.names()
-		*m = make(map[string]*grant, len(names))
-		for _, n := range names {
-			(*m)[n] = r.grantRef(grants)
-		}
+	groups := r.names()
+	s.groupIdx = newNameIndex(groups)
+	s.groups = make([]*grant, len(groups))
+	for i := range groups {
+		s.groups[i] = r.grantRef(grants)
+	}
+	machines := r.names()
+	s.machines = make(map[string]*grant, len(machines))
+	for _, n := range machines {
+		s.machines[n] = r.grantRef(grants)
 	}
 	decodeIdP(&r, s, grants)
 	nprof := r.count()

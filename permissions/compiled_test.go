@@ -273,3 +273,25 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// TestNameIndex: every name is found at its position, names not in the
+// list are not, whatever the list's size.
+func TestNameIndex(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 100, 5000} {
+		var names []string
+		for i := range n {
+			names = append(names, fmt.Sprintf("g%06d", i))
+		}
+		x := newNameIndex(names)
+		for i, name := range names {
+			if at, ok := x.find(name); !ok || at != i {
+				t.Fatalf("%d names: %s found at %d, %v", n, name, at, ok)
+			}
+		}
+		for _, name := range []string{"", "g", "g0000000", "G000000", "x"} {
+			if _, ok := x.find(name); ok {
+				t.Fatalf("%d names: found %q", n, name)
+			}
+		}
+	}
+}

@@ -19,11 +19,12 @@ import (
 type Snapshot struct {
 	version   string
 	policy    *Policy
-	roleNames []string // by role number, sorted
-	permNames []string // by permission number, sorted
-	roles     []grant  // by role number: the role's closure
-	roleIDs   map[string]uint32
-	groups    map[string]*grant
+	roleNames []string  // by role number, sorted
+	permNames []string  // by permission number, sorted
+	roles     []grant   // by role number: the role's closure
+	roleIdx   nameIndex // over roleNames: a role's number
+	groupIdx  nameIndex // over the group names, sorted
+	groups    []*grant  // by groupIdx position
 	defaults  *grant
 	machines  map[string]*grant
 	idpGroups map[string]*grant
@@ -71,7 +72,6 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		version:   version,
 		policy:    p,
 		roleNames: slices.Sorted(maps.Keys(p.Roles)),
-		groups:    make(map[string]*grant, len(p.Groups)),
 		machines:  make(map[string]*grant, len(p.Machines)),
 		idpGroups: make(map[string]*grant, len(p.IdPGroups.Roles)),
 		profiles:  make(map[string]*profile, len(p.Clients)+1),
@@ -79,10 +79,7 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		tenancy:   p.Tenancy,
 		idpAttr:   p.IdPGroups.Attribute,
 	}
-	s.roleIDs = make(map[string]uint32, len(s.roleNames))
-	for i, name := range s.roleNames {
-		s.roleIDs[name] = uint32(i)
-	}
+	s.roleIdx = newNameIndex(s.roleNames)
 	permSet := make(map[string]bool)
 	for _, r := range p.Roles {
 		for _, perm := range r.Permissions {
@@ -99,8 +96,9 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	for id := range s.roleNames {
 		s.closure(uint32(id), permIDs, done)
 	}
-	for g, roles := range p.Groups {
-		s.groups[g] = s.named(s.union(roles))
+	s.groupIdx = newNameIndex(slices.Sorted(maps.Keys(p.Groups)))
+	for _, g := range s.groupIdx.names {
+		s.groups = append(s.groups, s.named(s.union(p.Groups[g])))
 	}
 	s.defaults = s.named(s.union(p.Defaults.Roles))
 	for id, roles := range p.Machines {
@@ -136,7 +134,7 @@ func (s *Snapshot) closure(id uint32, permIDs map[string]uint32, done []bool) gr
 		g.perms = append(g.perms, permIDs[perm])
 	}
 	for _, parent := range r.Inherits {
-		pg := s.closure(s.roleIDs[parent], permIDs, done)
+		pg := s.closure(s.roleID(parent), permIDs, done)
 		g.roles = append(g.roles, pg.roles...)
 		g.perms = append(g.perms, pg.perms...)
 	}
@@ -145,10 +143,16 @@ func (s *Snapshot) closure(id uint32, permIDs map[string]uint32, done []bool) gr
 	return g
 }
 
+// roleID is the number of a role the policy defines.
+func (s *Snapshot) roleID(name string) uint32 {
+	id, _ := s.roleIdx.find(name)
+	return uint32(id)
+}
+
 func (s *Snapshot) union(roles []string) grant {
 	var g grant
 	for _, r := range roles {
-		rg := s.roles[s.roleIDs[r]]
+		rg := s.roles[s.roleID(r)]
 		g.roles = append(g.roles, rg.roles...)
 		g.perms = append(g.perms, rg.perms...)
 	}
@@ -248,7 +252,7 @@ func (s *Snapshot) IdPGroupsAttribute() string { return s.idpAttr }
 
 // HasRole reports whether the policy defines role name.
 func (s *Snapshot) HasRole(name string) bool {
-	_, ok := s.roleIDs[name]
+	_, ok := s.roleIdx.find(name)
 	return ok
 }
 
@@ -342,7 +346,8 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 		groups = unique(groups)
 	}
 	for i, grp := range groups {
-		if g, ok := s.groups[grp]; ok && len(g.roles) > 0 && !(short && slices.Contains(groups[:i], grp)) {
+		if at, ok := s.groupIdx.find(grp); ok && len(s.groups[at].roles) > 0 && !(short && slices.Contains(groups[:i], grp)) {
+			g := s.groups[at]
 			list = append(list, g)
 		}
 	}
@@ -353,8 +358,8 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 	}
 	for _, roles := range [2][]string{sub.Roles, sub.TenantRoles} {
 		for _, role := range roles {
-			if id, ok := s.roleIDs[role]; ok {
-				list = append(list, &s.roles[id])
+			if id, ok := s.roleIdx.find(role); ok {
+				list = append(list, &s.roles[uint32(id)])
 			}
 		}
 	}
@@ -474,7 +479,7 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 func (s *Snapshot) Expand(roles []string) (allRoles, perms []string) {
 	var g grant
 	for _, r := range roles {
-		if id, ok := s.roleIDs[r]; ok {
+		if id, ok := s.roleIdx.find(r); ok {
 			g.roles = merge(g.roles, s.roles[id].roles)
 			g.perms = merge(g.perms, s.roles[id].perms)
 		}
