@@ -314,16 +314,25 @@ func coldScaleTable(w io.Writer, r *results) {
 					continue
 				}
 				share := fmt.Sprintf("%s MB (%.0f%% of a CPU)", commas(mem), 100*float64(mem)/1769)
-				fmt.Fprintf(w, "| %s | %s | %s | %.0f ms | %.2f× | %.0f ms | %.0f ms | %.0f MiB | %.0f |", commas(n), share, src,
-					r.med(name, "pretoken-ms"), r.med(name, "ratio"), r.med(name, "minimal-ms"), r.med(name, "load-ms"), r.med(name, "rss-MiB"), r.med(name, "refused"))
+				fmt.Fprintf(w, "| %s | %s | %s | %.0f ms | %.2f× | %.0f ms | %s | %.0f MiB | %.0f |", commas(n), share, src,
+					r.med(name, "pretoken-ms"), r.med(name, "ratio"), r.med(name, "minimal-ms"), loadMS(r, name), r.med(name, "rss-MiB"), r.med(name, "refused"))
 				if r.count(old) == 0 {
 					fmt.Fprint(w, " not run (over a minute a start) | | | | |\n")
 					continue
 				}
-				fmt.Fprintf(w, " %.0f ms | %.2f× | %.0f ms | %.0f MiB | %.0f |\n", r.med(old, "pretoken-ms"), r.med(old, "ratio"), r.med(old, "load-ms"), r.med(old, "rss-MiB"), r.med(old, "refused"))
+				fmt.Fprintf(w, " %.0f ms | %.2f× | %s | %.0f MiB | %.0f |\n", r.med(old, "pretoken-ms"), r.med(old, "ratio"), loadMS(r, old), r.med(old, "rss-MiB"), r.med(old, "refused"))
 			}
 		}
 	}
 	fmt.Fprint(w, "\nA refused first token is the first-load bound (2 s) expiring: the failure mode answers it, and the next token\n"+
 		"waits for the load again. Figures are medians over the runs; the machine is shared, so single starts vary widely.\n")
+}
+
+// loadMS is a start's load time, or a dash when no load ended in time
+// (every first token refused).
+func loadMS(r *results, name string) string {
+	if r.med(name, "refused") > 0 && r.med(name, "load-ms") <= 0 {
+		return "— (refused)"
+	}
+	return fmt.Sprintf("%.0f ms", r.med(name, "load-ms"))
 }
