@@ -173,7 +173,7 @@ func BenchmarkColdScale(b *testing.B) {
 func removeSnapshot(b *testing.B, client *dynamodb.Client, table string) {
 	b.Helper()
 	_, err := client.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: &table,
-		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "VERSION"}},
+		Key:              map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "VERSION"}},
 		UpdateExpression: new("REMOVE snapshotChunks, snapshotFormat")})
 	if err != nil {
 		b.Fatal(err)
