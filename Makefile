@@ -50,7 +50,7 @@ help: ## List the targets.
 $(BIN)/pretoken: $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 	$(GO) build -o $@ ./cmd/pretoken
 
-build: ## Build dist/trigger.zip (and dist/exampleapi.zip): linux/arm64 bootstrap for provided.al2023 (POLICY_FILE=file bundles a policy as policy.yaml).
+build: ## Build dist/trigger.zip (and dist/exampleapi.zip): linux/arm64 bootstrap for provided.al2023 (POLICY_FILE=file bundles the policy compiled, as policy.snapshot).
 	@mkdir -p $(DIST)/trigger $(DIST)/exampleapi $(DIST)/authorizer
 	rm -f $(DIST)/trigger/* $(DIST)/exampleapi/* $(DIST)/authorizer/* $(DIST)/*.zip
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/trigger/bootstrap ./cmd/trigger
@@ -58,7 +58,7 @@ build: ## Build dist/trigger.zip (and dist/exampleapi.zip): linux/arm64 bootstra
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $(DIST)/authorizer/bootstrap ./cmd/authorizer
 	cp examples/authorizer.yaml $(DIST)/authorizer/authorizer.yaml
 	cp $(or $(POLICY_FILE),examples/policy.yaml) $(DIST)/authorizer/policy.yaml
-	$(if $(POLICY_FILE),cp $(POLICY_FILE) $(DIST)/trigger/policy.yaml)
+	$(if $(POLICY_FILE),$(GO) run ./cmd/pretoken compile $(POLICY_FILE) -o $(DIST)/trigger/policy.snapshot)
 	$(GO) run ./internal/zipdir -o $(DIST)/trigger.zip $(DIST)/trigger
 	$(GO) run ./internal/zipdir -o $(DIST)/exampleapi.zip $(DIST)/exampleapi
 	$(GO) run ./internal/zipdir -o $(DIST)/authorizer.zip $(DIST)/authorizer

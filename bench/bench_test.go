@@ -302,3 +302,38 @@ func BenchmarkTenantToken(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoadSnapshot is a container's (re)load from the compiled
+// snapshot: the version item and the chunks from DynamoDB Local, decoded.
+// heap-MB is the live heap the snapshot holds.
+func BenchmarkLoadSnapshot(b *testing.B) {
+	for _, n := range []int{1000, 10000, 30000} {
+		b.Run(fmt.Sprintf("roles=%d", n), func(b *testing.B) {
+			name, client, proxy := table(b, benchdata.Policy(n))
+			store := dynamo.New(client, name)
+			store.CallTimeout = time.Minute
+			ctx := context.Background()
+			heap := func() uint64 {
+				runtime.GC()
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				return m.HeapAlloc
+			}
+			before := heap()
+			snap, err := store.LoadSnapshot(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			held := heap() - before
+			runtime.KeepAlive(snap)
+			proxy.Counts()
+			for b.Loop() {
+				if _, err := store.LoadSnapshot(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(requests(proxy))/float64(b.N), "requests/op")
+			b.ReportMetric(float64(held)/(1<<20), "heap-MB")
+		})
+	}
+}

@@ -19,6 +19,16 @@ type Store interface {
 	Version(ctx context.Context) (string, error)
 }
 
+// CompiledStore is a Store that also keeps the policy compiled: a Cache
+// loads it with LoadSnapshot, which decodes the compiled form instead of
+// reading and compiling the policy.
+type CompiledStore interface {
+	Store
+	// LoadSnapshot returns the stored policy's snapshot, labelled with the
+	// version Version returns. It refuses a compiled form it cannot read.
+	LoadSnapshot(ctx context.Context) (*Snapshot, error)
+}
+
 // CacheState says how a snapshot was obtained, for logs.
 type CacheState string
 
@@ -220,6 +230,13 @@ func (c *Cache) refresh(ctx context.Context, now time.Time) (*cacheEntry, CacheS
 		if v == old.snap.Version() {
 			return &cacheEntry{snap: old.snap, verifiedAt: now, nextCheck: now.Add(c.cfg.RefreshInterval)}, CacheChecked
 		}
+	}
+	if cs, ok := c.store.(CompiledStore); ok {
+		snap, err := cs.LoadSnapshot(ctx)
+		if err != nil {
+			return failed(fmt.Errorf("load policy: %w", err))
+		}
+		return &cacheEntry{snap: snap, verifiedAt: now, nextCheck: now.Add(c.cfg.RefreshInterval)}, CacheLoaded
 	}
 	p, v, err := c.store.Load(ctx)
 	if err != nil {

@@ -19,16 +19,19 @@ import (
 type Snapshot struct {
 	version   string
 	policy    *Policy
-	roleNames []string // by role number, sorted
-	permNames []string // by permission number, sorted
-	roles     []grant  // by role number: the role's closure
-	roleIDs   map[string]uint32
-	groups    map[string]*grant
+	roleNames []string  // by role number, sorted
+	permNames []string  // by permission number, sorted
+	roles     []grant   // by role number: the role's closure
+	roleIdx   nameIndex // over roleNames: a role's number
+	groupIdx  nameIndex // over the group names, sorted
+	groups    []*grant  // by groupIdx position
 	defaults  *grant
 	machines  map[string]*grant
 	idpGroups map[string]map[string]*grant // by provider, then IdP group
 	profiles  map[string]*profile
 	limits    Limits
+	tenancy   Tenancy
+	idp       IdPGroups // each provider and its attribute, by provider
 }
 
 // grant is a sorted, duplicate-free set of roles and the permissions they
@@ -69,16 +72,13 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 		version:   version,
 		policy:    p,
 		roleNames: slices.Sorted(maps.Keys(p.Roles)),
-		groups:    make(map[string]*grant, len(p.Groups)),
 		machines:  make(map[string]*grant, len(p.Machines)),
 		idpGroups: make(map[string]map[string]*grant, len(p.IdPGroups)),
 		profiles:  make(map[string]*profile, len(p.Clients)+1),
 		limits:    p.Limits,
+		tenancy:   p.Tenancy,
 	}
-	s.roleIDs = make(map[string]uint32, len(s.roleNames))
-	for i, name := range s.roleNames {
-		s.roleIDs[name] = uint32(i)
-	}
+	s.roleIdx = newNameIndex(s.roleNames)
 	permSet := make(map[string]bool)
 	for _, r := range p.Roles {
 		for _, perm := range r.Permissions {
@@ -95,14 +95,16 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	for id := range s.roleNames {
 		s.closure(uint32(id), permIDs, done)
 	}
-	for g, roles := range p.Groups {
-		s.groups[g] = s.named(s.union(roles))
+	s.groupIdx = newNameIndex(slices.Sorted(maps.Keys(p.Groups)))
+	for _, g := range s.groupIdx.names {
+		s.groups = append(s.groups, s.named(s.union(p.Groups[g])))
 	}
 	s.defaults = s.named(s.union(p.Defaults.Roles))
 	for id, roles := range p.Machines {
 		s.machines[id] = s.named(s.union(roles))
 	}
-	for _, e := range p.IdPGroups {
+	for _, e := range p.IdPGroups.Sorted() {
+		s.idp = append(s.idp, IdPGroup{Provider: e.Provider, Attribute: e.Attribute})
 		m := make(map[string]*grant, len(e.Roles))
 		for g, roles := range e.Roles {
 			m[g] = s.named(s.union(roles))
@@ -136,7 +138,7 @@ func (s *Snapshot) closure(id uint32, permIDs map[string]uint32, done []bool) gr
 		g.perms = append(g.perms, permIDs[perm])
 	}
 	for _, parent := range r.Inherits {
-		pg := s.closure(s.roleIDs[parent], permIDs, done)
+		pg := s.closure(s.roleID(parent), permIDs, done)
 		g.roles = append(g.roles, pg.roles...)
 		g.perms = append(g.perms, pg.perms...)
 	}
@@ -145,10 +147,16 @@ func (s *Snapshot) closure(id uint32, permIDs map[string]uint32, done []bool) gr
 	return g
 }
 
+// roleID is the number of a role the policy defines.
+func (s *Snapshot) roleID(name string) uint32 {
+	id, _ := s.roleIdx.find(name)
+	return uint32(id)
+}
+
 func (s *Snapshot) union(roles []string) grant {
 	var g grant
 	for _, r := range roles {
-		rg := s.roles[s.roleIDs[r]]
+		rg := s.roles[s.roleID(r)]
 		g.roles = append(g.roles, rg.roles...)
 		g.perms = append(g.perms, rg.perms...)
 	}
@@ -183,8 +191,8 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 	p := &profile{id: id}
 	for tok, t := range [2]TokenProfile{IDToken: c.IDToken, AccessToken: c.AccessToken} {
 		tp := tokenProfile{
-			suppressScopes: slices.Clone(t.SuppressScopes),
-			suppressClaims: slices.Clone(t.SuppressClaims),
+			suppressScopes: cloneList(t.SuppressScopes),
+			suppressClaims: cloneList(t.SuppressClaims),
 		}
 		if t.Allow != nil && !slices.Contains(t.Allow, "*") { // an empty list lets nothing through
 			tp.allowed = make([]bool, len(s.permNames))
@@ -210,6 +218,15 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 	return p
 }
 
+// cloneList copies list; an empty list becomes nil, as a decoded snapshot
+// has it, so the two forms of a snapshot are equal.
+func cloneList(list []string) []string {
+	if len(list) == 0 {
+		return nil
+	}
+	return slices.Clone(list)
+}
+
 // allowed reports whether an allow-list lets perm through: an entry is a
 // permission, or a prefix followed by "*".
 func allowed(allow []string, perm string) bool {
@@ -224,21 +241,25 @@ func allowed(allow []string, perm string) bool {
 // Version is the label the snapshot was compiled with.
 func (s *Snapshot) Version() string { return s.version }
 
-// Policy returns the policy the snapshot was compiled from. It must not be changed.
+// Policy returns the policy the snapshot was compiled from, or nil for a
+// snapshot decoded from its compiled form (DecodeSnapshot), which carries
+// only what serving needs. It must not be changed.
 func (s *Snapshot) Policy() *Policy { return s.policy }
 
 // Limits returns the policy's limits with defaults filled in.
 func (s *Snapshot) Limits() Limits { return s.limits }
 
 // Tenancy returns the policy's tenancy; its zero value means no tenants.
-func (s *Snapshot) Tenancy() Tenancy { return s.policy.Tenancy }
+func (s *Snapshot) Tenancy() Tenancy { return s.tenancy }
 
-// IdPGroups returns the policy's identity-provider mappings.
-func (s *Snapshot) IdPGroups() IdPGroups { return s.policy.IdPGroups }
+// IdPGroups returns the policy's identity providers and the attribute
+// each sends its groups in (their Roles are compiled into the snapshot,
+// and absent from a decoded one).
+func (s *Snapshot) IdPGroups() IdPGroups { return s.idp }
 
 // HasRole reports whether the policy defines role name.
 func (s *Snapshot) HasRole(name string) bool {
-	_, ok := s.roleIDs[name]
+	_, ok := s.roleIdx.find(name)
 	return ok
 }
 
@@ -342,7 +363,8 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 		groups = unique(groups)
 	}
 	for i, grp := range groups {
-		if g, ok := s.groups[grp]; ok && len(g.roles) > 0 && !(short && slices.Contains(groups[:i], grp)) {
+		if at, ok := s.groupIdx.find(grp); ok && len(s.groups[at].roles) > 0 && !(short && slices.Contains(groups[:i], grp)) {
+			g := s.groups[at]
 			list = append(list, g)
 		}
 	}
@@ -355,8 +377,8 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 	}
 	for _, roles := range [2][]string{sub.Roles, sub.TenantRoles} {
 		for _, role := range roles {
-			if id, ok := s.roleIDs[role]; ok {
-				list = append(list, &s.roles[id])
+			if id, ok := s.roleIdx.find(role); ok {
+				list = append(list, &s.roles[uint32(id)])
 			}
 		}
 	}
@@ -505,7 +527,7 @@ func (t *tokenProfile) ungranted(requested, added, suppress []string) []string {
 func (s *Snapshot) Expand(roles []string) (allRoles, perms []string) {
 	var g grant
 	for _, r := range roles {
-		if id, ok := s.roleIDs[r]; ok {
+		if id, ok := s.roleIdx.find(r); ok {
 			g.roles = merge(g.roles, s.roles[id].roles)
 			g.perms = merge(g.perms, s.roles[id].perms)
 		}

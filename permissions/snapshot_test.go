@@ -210,7 +210,11 @@ func TestCompileDefaults(t *testing.T) {
 // grant is precomputed, so resolving does not walk roles.
 func TestGroupGrantPrecomputed(t *testing.T) {
 	s := mustCompile(t, testPolicy())
-	g := s.groups["chain"]
+	at, ok := s.groupIdx.find("chain")
+	if !ok {
+		t.Fatal("group chain not found")
+	}
+	g := s.groups[at]
 	if diff := cmp.Diff([]string{"a", "b", "c", "d"}, g.roleNames); diff != "" {
 		t.Errorf("group grant roles (-want +got):\n%s", diff)
 	}

@@ -2,7 +2,8 @@
 # Runs every benchmark several times and writes BENCHMARKS.md; `make bench`
 # calls it under scripts/with-services.sh (DynamoDB Local and aws-lambda-rie).
 # COUNT runs per handler benchmark (default 5); the DynamoDB-backed ones run
-# max(COUNT-2, 1) times, propagation PROPAGATIONS times at 10 s each at most.
+# max(COUNT-2, 1) times, propagation PROPAGATIONS times at 10 s each at most, the
+# cold start at scale COLD_RUNS times (default 3) at each CPU share.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-5}
@@ -15,7 +16,9 @@ go test -run '^$' -bench . -benchmem -count "$count" -benchtime "${BENCHTIME:-0.
 echo "token verification benchmarks ($count runs each)..." >&2
 go test -run '^$' -bench Verify -benchmem -count "$count" -benchtime "${BENCHTIME:-0.3s}" ./authz | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
 echo "DynamoDB Local and RIE benchmarks ($slow runs each)..." >&2
-go test -run '^$' -bench 'Warm|ColdStart|LoadCompile|TenantToken' -benchmem -count "$slow" ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
+go test -run '^$' -bench 'Warm|ColdStart$|LoadCompile|LoadSnapshot|TenantToken' -benchmem -count "$slow" ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
+echo "cold start at scale at Lambda's CPU share (${COLD_RUNS:-3} runs each; needs root for the cgroup quota)..." >&2
+go test -run '^$' -bench 'ColdScale' -benchtime "${COLD_RUNS:-3}x" -count 1 -timeout 60m ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL|.*SKIP)' >&2
 echo "propagation at the default refresh interval ($props changes)..." >&2
 go test -run '^$' -bench Propagation -benchtime "${props}x" -count 1 -timeout 30m ./bench | tee -a "$raw" | grep -E '^(Benchmark|ok|FAIL)' >&2
 go run ./internal/benchreport -zip dist/trigger.zip -bin dist/trigger/bootstrap <"$raw" >BENCHMARKS.md

@@ -4,11 +4,11 @@ package trigger
 // (Embedded Metric Format, namespace "pretoken", dimensions FunctionName and
 // Outcome), for the deployment tests that hold the alarms to them.
 func Metrics() []string {
-	out := make([]string, 0, len(emfMetrics)+1)
-	for _, m := range emfMetrics {
+	out := make([]string, 0, len(metrics))
+	for _, m := range metrics {
 		out = append(out, m.name)
 	}
-	return append(out, "StaleSeconds")
+	return out
 }
 
 // Outcomes are the values of the Outcome dimension.

@@ -45,6 +45,7 @@ type cli struct {
 	Debug bool `help:"Show the AWS SDK's whole error chain and its log lines."`
 
 	Validate  validateCmd  `cmd:"" help:"Check a policy file; list every problem with its line."`
+	Compile   compileCmd   `cmd:"" help:"Write a policy file's compiled snapshot (pretoken compile FILE -o SNAPSHOT), to bundle with the function."`
 	Simulate  simulateCmd  `cmd:"" help:"Run the trigger on event files and print each response event as the Lambda returns it."`
 	Explain   explainCmd   `cmd:"" help:"Preview what a user's (or machine client's) tokens get from a policy."`
 	Migrate   migrateCmd   `cmd:"" help:"Create or update the DynamoDB table (pretoken migrate [status])."`

@@ -290,3 +290,26 @@ func TestSimulateURL(t *testing.T) {
 		t.Errorf("malformed through the Lambda: code %d, %q", code, errOut)
 	}
 }
+
+func TestCompile(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "policy.snapshot")
+	code, stdout, stderr := runCLI(t, "compile", examplePolicy, "-o", out)
+	if code != 0 || !strings.Contains(stdout, "compiled to "+out) || stderr != "" {
+		t.Fatalf("code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	snap, err := permissions.ServeFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml, err := permissions.LoadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Version() != yaml.Version() {
+		t.Errorf("compiled version %s, YAML %s: the same policy must carry the same label", snap.Version(), yaml.Version())
+	}
+	bad := writeFile(t, "bad.yaml", "roles:\n  a: {inherits: [ghost]}\n")
+	if code, _, stderr := runCLI(t, "compile", bad, "-o", out); code != 1 || !strings.Contains(stderr, `unknown role "ghost"`) {
+		t.Errorf("invalid policy: code %d, stderr %q", code, stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -296,9 +297,32 @@ func TestFaultCorruptItem(t *testing.T) {
 	}
 }
 
+// TestFaultCorruptSnapshot writes a new policy version whose compiled
+// snapshot has a byte changed: the version is refused, never misread.
+func TestFaultCorruptSnapshot(t *testing.T) {
+	fault(t, func(r *rig) {
+		item := map[string]types.AttributeValue{}
+		corruptItem(t, r, "SNAPSHOT#000", item, func(old map[string]types.AttributeValue) {
+			d := slices.Clone(old["data"].(*types.AttributeValueMemberB).Value)
+			d[len(d)/2] ^= 0x10
+			maps.Copy(item, old)
+			item["data"] = &types.AttributeValueMemberB{Value: d}
+		}, "")
+	}, nil)
+}
+
 // corruptRole overwrites the worker role's item in the current generation
-// and moves the version, as a buggy or malicious writer might.
+// and moves the version, as a buggy or malicious writer might. The
+// version item then names no compiled snapshot, as a table that an older
+// pretoken applied, so the trigger reads the corrupt item.
 func corruptRole(t *testing.T, r *rig, item map[string]types.AttributeValue) {
+	corruptItem(t, r, "ROLE#worker", item, nil, " REMOVE snapshotChunks, snapshotFormat")
+}
+
+// corruptItem writes item as sk of the current generation (after edit, if
+// given, has seen the item there) and moves the version, with more
+// (an update expression clause) done to the version item too.
+func corruptItem(t *testing.T, r *rig, sk string, item map[string]types.AttributeValue, edit func(old map[string]types.AttributeValue), more string) {
 	t.Helper()
 	ctx := context.Background()
 	v, err := r.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.table, ConsistentRead: new(true), Key: map[string]types.AttributeValue{
@@ -307,14 +331,22 @@ func corruptRole(t *testing.T, r *rig, item map[string]types.AttributeValue) {
 		t.Fatal(err)
 	}
 	gen := v.Item["generation"].(*types.AttributeValueMemberS).Value
+	if edit != nil {
+		old, err := r.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.table, ConsistentRead: new(true), Key: map[string]types.AttributeValue{
+			"PK": &types.AttributeValueMemberS{Value: "POLICY#" + gen}, "SK": &types.AttributeValueMemberS{Value: sk}}})
+		if err != nil || old.Item == nil {
+			t.Fatalf("read %s: %v", sk, err)
+		}
+		edit(old.Item)
+	}
 	item["PK"] = &types.AttributeValueMemberS{Value: "POLICY#" + gen}
-	item["SK"] = &types.AttributeValueMemberS{Value: "ROLE#worker"}
+	item["SK"] = &types.AttributeValueMemberS{Value: sk}
 	if _, err := r.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.table, Item: item}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = r.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table, Key: map[string]types.AttributeValue{
 		"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "VERSION"}},
-		UpdateExpression:          new("SET #v = #v + :one"),
+		UpdateExpression:          new("SET #v = #v + :one" + more),
 		ExpressionAttributeNames:  map[string]string{"#v": "version"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}}})
 	if err != nil {

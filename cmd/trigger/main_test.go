@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pretoken/pretoken/permissions"
 	"github.com/pretoken/pretoken/trigger"
 )
 
@@ -103,5 +106,54 @@ func TestLoadConfig(t *testing.T) {
 	want = config{table: "policies", refresh: 10 * time.Second, maxStale: 15 * time.Minute, mode: trigger.FailClosed, level: zerolog.InfoLevel}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
+	}
+}
+
+// TestSetupServesCompiledFile: a bundled compiled snapshot answers every
+// example event exactly as the YAML policy it was compiled from, under the
+// same version label; a damaged one stops the function at init.
+func TestSetupServesCompiledFile(t *testing.T) {
+	data, err := permissions.CompileFile("../../examples/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled := filepath.Join(t.TempDir(), "policy.snapshot")
+	if err := os.WriteFile(compiled, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var yamlLogs, compiledLogs bytes.Buffer
+	fromYAML, err := setup(context.Background(), zerolog.New(&yamlLogs), envOf(map[string]string{"PRETOKEN_POLICY_FILE": "../../examples/policy.yaml"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromCompiled, err := setup(context.Background(), zerolog.New(&compiledLogs), envOf(map[string]string{"PRETOKEN_POLICY_FILE": compiled}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := permissions.CompiledLabel(data); !strings.Contains(yamlLogs.String(), v) || !strings.Contains(compiledLogs.String(), v) {
+		t.Errorf("both should log version %s:\n%s\n%s", v, yamlLogs.String(), compiledLogs.String())
+	}
+	events, err := filepath.Glob("../../examples/events/*.json")
+	if err != nil || len(events) == 0 {
+		t.Fatal("no example events", err)
+	}
+	for _, ev := range events {
+		payload, err := os.ReadFile(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, werr := fromYAML.Invoke(context.Background(), payload)
+		got, gerr := fromCompiled.Invoke(context.Background(), payload)
+		if string(got) != string(want) || fmt.Sprint(gerr) != fmt.Sprint(werr) {
+			t.Errorf("%s: compiled %s (%v), YAML %s (%v)", ev, got, gerr, want, werr)
+		}
+	}
+	damaged := filepath.Join(t.TempDir(), "damaged.snapshot")
+	if err := os.WriteFile(damaged, data[:len(data)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = setup(context.Background(), zerolog.Nop(), envOf(map[string]string{"PRETOKEN_POLICY_FILE": damaged}))
+	if !errors.Is(err, permissions.ErrSnapshotDamaged) || !strings.Contains(err.Error(), "run pretoken apply") {
+		t.Errorf("damaged snapshot: %v", err)
 	}
 }

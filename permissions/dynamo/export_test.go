@@ -66,3 +66,11 @@ func Live(ctx context.Context, s *Store) (string, error) {
 	v, err := s.readVersion(ctx)
 	return v.Generation, err
 }
+
+// SetChunkBytes makes snapshot chunks n bytes, so that tests see several
+// chunks without writing a policy of a megabyte; it returns the undo.
+func SetChunkBytes(n int) func() {
+	old := chunkBytes
+	chunkBytes = n
+	return func() { chunkBytes = old }
+}

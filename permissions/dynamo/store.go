@@ -4,7 +4,7 @@
 // Table layout (string keys PK and SK):
 //
 //	PK              SK              item
-//	META            VERSION         {version N, generation G, items K}: the policy the trigger serves
+//	META            VERSION         {version N, generation G, items K, snapshotChunks C, snapshotFormat F}: the policy the trigger serves
 //	META            POLICY          {version N, policy}: the same policy as one JSON value, when it is small
 //	META            GEN#<g>         a generation whose items may exist (for clean-up)
 //	AUDIT           <time>#<rand>   one audit record per apply or assignment change (audit.go)
@@ -16,6 +16,7 @@
 //	POLICY#<g>      LIMITS          {maxTokenBytes, onOverflow}
 //	POLICY#<g>      TENANCY         {active}
 //	POLICY#<g>      IDP#<provider>  {provider, attribute, roles}: one identity provider's groups
+//	POLICY#<g>      SNAPSHOT#<nnn>  {data}: chunk nnn of C of the compiled policy (snapshot.go)
 //	USER#<sub>      ROLES           {roles}: roles assigned to one user directly
 //	MIGRATION       <id> | LOCK     the migration ledger and its lock (package migrations)
 //
@@ -155,6 +156,10 @@ type versionItem struct {
 	Generation string `dynamodbav:"generation"`
 	Items      int    `dynamodbav:"items"`
 	UpdatedAt  string `dynamodbav:"updatedAt,omitempty"`
+	// Snapshot counts the compiled snapshot's chunks among Items, of
+	// format SnapshotFormat; 0 when an older pretoken applied the policy.
+	Snapshot       int `dynamodbav:"snapshotChunks,omitempty"`
+	SnapshotFormat int `dynamodbav:"snapshotFormat,omitempty"`
 }
 
 func (s *Store) readVersion(ctx context.Context) (versionItem, error) {
@@ -446,6 +451,8 @@ func decodePolicy(items []map[string]types.AttributeValue) (*permissions.Policy,
 		sk := skAttr.Value
 		var err error
 		switch {
+		case strings.HasPrefix(sk, kindSnapshot):
+			// Derived from the items around it; the trigger's, not the policy's.
 		case strings.HasPrefix(sk, kindRole):
 			var it roleItem
 			if err = attributevalue.UnmarshalMapWithOptions(item, &it, yamlTagsDecode); err == nil {

@@ -43,7 +43,8 @@ type ApplyOptions struct {
 }
 
 // Apply makes the stored policy equal p. p is validated first; an invalid
-// policy writes nothing. The new policy's items are written under a new
+// policy, or one whose compiled snapshot is too large to load
+// (permissions.ErrSnapshotTooLarge), writes nothing. The new policy's items are written under a new
 // generation, then one conditional write of the version item switches
 // readers to it, so no reader ever sees part of it. If the stored version
 // changed meanwhile, Apply removes what it wrote and returns ErrConflict.
@@ -60,6 +61,10 @@ type ApplyOptions struct {
 // abandoned applies left behind.
 func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOptions) (ApplyResult, error) {
 	if err := permissions.Validate(p); err != nil {
+		return ApplyResult{}, err
+	}
+	compiled, err := compiledSnapshot(p)
+	if err != nil {
 		return ApplyResult{}, err
 	}
 	cur, err := s.readVersion(ctx)
@@ -88,7 +93,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if opts.DryRun {
 		return res, nil
 	}
-	if len(res.Changes) == 0 && !res.Repaired {
+	// A policy that an older pretoken applied is written again, with its snapshot.
+	if len(res.Changes) == 0 && !res.Repaired && cur.Snapshot > 0 && cur.SnapshotFormat == permissions.SnapshotFormat {
 		res.Leftovers, err = s.dropOldGenerations(ctx, cur.Generation)
 		return res, err
 	}
@@ -99,6 +105,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if err != nil {
 		return res, err
 	}
+	chunks := snapshotItems(compiled, gen)
+	newItems = append(newItems, chunks...)
 	if err := checkSizes(newItems); err != nil {
 		return res, err
 	}
@@ -142,7 +150,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if b, err := json.Marshal(p); err == nil && s.InlineLimit >= 0 && len(b) <= s.InlineLimit {
 		inline.Policy = b
 	}
-	err = s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems)}, inline, record)
+	err = s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems),
+		Snapshot: len(chunks), SnapshotFormat: permissions.SnapshotFormat}, inline, record)
 	if errors.Is(err, errUnsettled) {
 		// A timeout is an unknown outcome: the switch may have landed, or
 		// be on its way. Abandoning settles it.

@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/pretoken/pretoken/internal/benchdata"
+	"github.com/pretoken/pretoken/internal/dynamotest"
+	"github.com/pretoken/pretoken/internal/lambdatest"
+	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/permissions/dynamo"
+)
+
+// cpuCgroups is where cgroup v1 keeps the cpu controller.
+const cpuCgroups = "/sys/fs/cgroup/cpu"
+
+// fullCPU is the memory setting at which Lambda gives a function one vCPU.
+const fullCPU = 1769
+
+// cpuShare makes a cgroup v1 group whose CPU quota is what Lambda gives a
+// function of mem MB (mem/1769 of one CPU), and returns it; it is removed
+// when the benchmark ends. It needs root and cgroup v1's cpu controller.
+func cpuShare(b *testing.B, mem int) string {
+	b.Helper()
+	dir := filepath.Join(cpuCgroups, fmt.Sprintf("pretoken-bench-%d-%d", os.Getpid(), mem))
+	if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
+		b.Skipf("cgroup v1 cpu controller not writable (needs root): %v", err)
+	}
+	b.Cleanup(func() { _ = os.Remove(dir) })
+	period, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_period_us"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(string(period)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cpu.cfs_quota_us"), []byte(strconv.Itoa(p*mem/fullCPU)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// confined writes a wrapper that moves itself into cgroup and then becomes
+// bin, so that the function alone (not the emulator) runs at the share,
+// and that leaves its process id in the returned file.
+func confined(b *testing.B, cgroup, bin string) (wrapper, pidFile string) {
+	b.Helper()
+	dir := b.TempDir()
+	wrapper, pidFile = filepath.Join(dir, "bootstrap"), filepath.Join(dir, "pid")
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s/cgroup.procs || exit 1\necho $$ > %s\nexec %s\n", cgroup, pidFile, bin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	return wrapper, pidFile
+}
+
+// peakRSS is the process's peak resident set, in MiB.
+func peakRSS(pidFile string) float64 {
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		return -1
+	}
+	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/status")
+	if err != nil {
+		return -1
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(status)
+	if m == nil {
+		return -1
+	}
+	kb, _ := strconv.Atoi(string(m[1]))
+	return float64(kb) / 1024
+}
+
+var loadedIn = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|"policy loaded"[^\n]*"duration_ms":([0-9.]+)`)
+
+// BenchmarkColdScale is the first token of a cold container at the CPU
+// share of a 128 MB and of a 1,769 MB function (a cgroup v1 quota on the
+// function alone), for generated policies of 1,000, 10,000 and 30,000
+// roles, each iteration interleaved with the minimal aws-lambda-go function
+// at the same share. Sources: the table (compiled snapshot), a bundled
+// compiled file, and the old paths (the table's items compiled at load, a
+// YAML file), for comparison. ms is process start to first response,
+// rss-MiB the function's peak resident set, load-ms the policy load as the
+// function logs it (from init), refused the first tokens refused.
+func BenchmarkColdScale(b *testing.B) {
+	shares := map[int]string{128: cpuShare(b, 128), fullCPU: cpuShare(b, fullCPU)}
+	pretoken, minimal := lambdatest.Build(b, "../cmd/trigger"), lambdatest.Build(b, "./minimal")
+	payload := benchdata.Event("2", 5)
+	client := dynamotest.Client(b)
+	base := map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": dynamotest.Endpoint(b), "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_EC2_METADATA_DISABLED": "true"}
+	sizes := []int{1000, 10000, 30000}
+	if s := os.Getenv("COLD_ROLES"); s != "" { // for a quick look: COLD_ROLES=1000
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				b.Fatalf("COLD_ROLES: %v", err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		p := benchdata.Policy(n)
+		name := dynamotest.Table(b, client)
+		store := dynamo.New(client, name)
+		store.CallTimeout = time.Minute
+		if _, err := store.Apply(context.Background(), p, dynamo.ApplyOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		dir := b.TempDir()
+		yamlFile, snapFile := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "policy.snapshot")
+		y, err := permissions.MarshalFile(p, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(yamlFile, y, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		snap, err := permissions.CompileFile(yamlFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(snapFile, snap, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		sources := []struct {
+			name string
+			env  map[string]string
+		}{
+			{"table", map[string]string{"PRETOKEN_TABLE": name}},
+			{"file", map[string]string{"PRETOKEN_POLICY_FILE": snapFile}},
+			{"file-old", map[string]string{"PRETOKEN_POLICY_FILE": yamlFile}},
+			{"table-old", map[string]string{"PRETOKEN_TABLE": name}},
+		}
+		for _, src := range sources {
+			if src.name == "table-old" {
+				// What a table applied before compiled snapshots serves:
+				// the policy's items, compiled at load.
+				removeSnapshot(b, client, name)
+			}
+			for _, mem := range []int{128, fullCPU} {
+				if src.name == "file-old" && n > 10000 && mem < fullCPU {
+					continue // over a minute a start: not worth a run
+				}
+				b.Run(fmt.Sprintf("roles=%d/mem=%d/src=%s", n, mem, src.name), func(b *testing.B) {
+					env := map[string]string{}
+					for k, v := range base {
+						env[k] = v
+					}
+					for k, v := range src.env {
+						env[k] = v
+					}
+					coldPair(b, shares[mem], pretoken, minimal, env, payload)
+				})
+			}
+		}
+	}
+}
+
+func removeSnapshot(b *testing.B, client *dynamodb.Client, table string) {
+	b.Helper()
+	_, err := client.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: &table,
+		Key:              map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "VERSION"}},
+		UpdateExpression: new("REMOVE snapshotChunks, snapshotFormat")})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// coldPair starts pretoken and the minimal function at the share of
+// cgroup, in turn, once per iteration.
+func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]string, payload []byte) {
+	type run struct {
+		ms, rss, load float64
+		refused       bool
+	}
+	first := func(bin string) run {
+		wrapper, pidFile := confined(b, cgroup, bin)
+		f := lambdatest.StartIsolated(b, wrapper, env)
+		ans := f.Invoke(b, payload)
+		r := run{ms: float64(time.Since(f.Started).Microseconds()) / 1000, rss: peakRSS(pidFile), refused: ans.ErrorMessage != "", load: -1}
+		if m := loadedIn.FindStringSubmatch(f.Logs()); m != nil {
+			r.load, _ = strconv.ParseFloat(m[1]+m[2], 64)
+		}
+		f.Stop()
+		return r
+	}
+	var p, m run
+	refused := 0
+	for b.Loop() {
+		pr, mr := first(pretoken), first(minimal)
+		p.ms, p.rss, p.load = p.ms+pr.ms, max(p.rss, pr.rss), max(p.load, pr.load)
+		m.ms, m.rss = m.ms+mr.ms, max(m.rss, mr.rss)
+		if pr.refused {
+			refused++
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(p.ms/n, "pretoken-ms")
+	b.ReportMetric(m.ms/n, "minimal-ms")
+	b.ReportMetric(p.ms/m.ms, "ratio")
+	b.ReportMetric(p.rss, "rss-MiB")
+	b.ReportMetric(m.rss, "minimal-rss-MiB")
+	b.ReportMetric(p.load, "load-ms")
+	b.ReportMetric(float64(refused), "refused")
+}

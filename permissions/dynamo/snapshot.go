@@ -1,0 +1,161 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/pretoken/pretoken/permissions"
+)
+
+// The compiled snapshot (permissions.EncodeSnapshot) is written by Apply as
+// more items of the new generation, so the same switch of META/VERSION
+// that publishes the policy's items publishes it:
+//
+//	POLICY#<g>      SNAPSHOT#<nnn>  {data}: chunk nnn of the compiled policy
+//
+// and META/VERSION counts the chunks (snapshotChunks) and names their format
+// (snapshotFormat). A cold container reads META/VERSION and then every
+// chunk in one BatchGetItem, and decodes them: it never reads the policy's
+// own items and never compiles.
+
+// kindSnapshot is the SK prefix of the compiled snapshot's chunks.
+const kindSnapshot = "SNAPSHOT#"
+
+// chunkBytes is the most a chunk holds: DynamoDB items hold 400 KB, keys
+// and attribute names included.
+var chunkBytes = 380_000
+
+// maxBatchKeys is BatchGetItem's limit of keys per request.
+const maxBatchKeys = 100
+
+var _ permissions.CompiledStore = (*Store)(nil)
+
+func snapshotSK(i int) string { return fmt.Sprintf("%s%03d", kindSnapshot, i) }
+
+// compiledSnapshot compiles p and encodes it, labelled with the content
+// hash of p as export writes it. It refuses one too large to load.
+func compiledSnapshot(p *permissions.Policy) ([]byte, error) {
+	file, err := permissions.MarshalFile(p, "")
+	if err != nil {
+		return nil, err
+	}
+	label := permissions.ContentHash(file)
+	snap, err := permissions.Compile(p, label)
+	if err != nil {
+		return nil, err
+	}
+	data := permissions.EncodeSnapshot(snap, label)
+	return data, permissions.CheckSnapshotSize(data)
+}
+
+// snapshotItems splits data into the chunk items of generation gen.
+func snapshotItems(data []byte, gen string) []map[string]types.AttributeValue {
+	var items []map[string]types.AttributeValue
+	for i := 0; len(data) > 0; i++ {
+		n := min(len(data), chunkBytes)
+		item := key(policyPK+gen, snapshotSK(i))
+		item["data"] = &types.AttributeValueMemberB{Value: data[:n]}
+		items = append(items, item)
+		data = data[n:]
+	}
+	return items
+}
+
+// LoadSnapshot returns the stored policy's compiled snapshot, labelled with
+// the stored version. A table that an older pretoken applied has no
+// snapshot: its policy is then read and compiled as Load does, until the
+// next apply writes one. A snapshot of another format is refused
+// (permissions.ErrSnapshotFormat: run pretoken apply), never misread.
+func (s *Store) LoadSnapshot(ctx context.Context) (*permissions.Snapshot, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		v, err := s.readVersion(ctx)
+		if err != nil {
+			return nil, err
+		}
+		version := strconv.FormatInt(v.Version, 10)
+		if v.Snapshot == 0 {
+			p, version, err := s.Load(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return permissions.Compile(p, version)
+		}
+		if v.SnapshotFormat != permissions.SnapshotFormat {
+			return nil, fmt.Errorf("policy version %d: %w (format %d; this pretoken reads format %d)", v.Version, permissions.ErrSnapshotFormat, v.SnapshotFormat, permissions.SnapshotFormat)
+		}
+		data, err := s.readChunks(ctx, v)
+		if errors.Is(err, errReplaced) {
+			if derr := s.checkDamage(ctx, v); derr != nil {
+				return nil, derr
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		snap, err := permissions.DecodeSnapshot(data, version)
+		if err != nil {
+			return nil, fmt.Errorf("policy version %d: %w", v.Version, err)
+		}
+		return snap, nil
+	}
+	return nil, errors.New("load policy: the policy kept changing while being read")
+}
+
+// readChunks reads the snapshot's chunks of v's generation, with
+// BatchGetItem (consistent), and joins them in order. A chunk missing means
+// the generation was replaced mid-read (errReplaced).
+func (s *Store) readChunks(ctx context.Context, v versionItem) ([]byte, error) {
+	if v.Snapshot > maxBatchKeys {
+		return nil, fmt.Errorf("policy version %d: %d snapshot chunks, more than one read takes: %w", v.Version, v.Snapshot, permissions.ErrSnapshotTooLarge)
+	}
+	keys := make([]map[string]types.AttributeValue, v.Snapshot)
+	for i := range keys {
+		keys[i] = key(policyPK+v.Generation, snapshotSK(i))
+	}
+	chunks := make([][]byte, v.Snapshot)
+	for attempt := 0; len(keys) > 0; attempt++ {
+		if attempt > 5 {
+			return nil, errors.New("read the compiled policy: DynamoDB kept returning unprocessed keys")
+		}
+		cctx, cancel := s.call(ctx)
+		out, err := s.api.BatchGetItem(cctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+			s.table: {Keys: keys, ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("SK, #d"),
+				ExpressionAttributeNames: map[string]string{"#d": "data"}}}})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("read the compiled policy: %w", err)
+		}
+		for _, it := range out.Responses[s.table] {
+			sk, _ := it["SK"].(*types.AttributeValueMemberS)
+			d, _ := it["data"].(*types.AttributeValueMemberB)
+			var i int
+			if sk == nil || d == nil {
+				return nil, fmt.Errorf("policy version %d: %w", v.Version, permissions.ErrSnapshotDamaged)
+			}
+			if _, err := fmt.Sscanf(sk.Value, kindSnapshot+"%d", &i); err != nil || i < 0 || i >= len(chunks) {
+				return nil, fmt.Errorf("policy version %d: %w", v.Version, permissions.ErrSnapshotDamaged)
+			}
+			chunks[i] = d.Value
+		}
+		keys = out.UnprocessedKeys[s.table].Keys
+	}
+	total := 0
+	for _, c := range chunks {
+		if c == nil {
+			return nil, errReplaced
+		}
+		total += len(c)
+	}
+	data := make([]byte, 0, total)
+	for _, c := range chunks {
+		data = append(data, c...)
+	}
+	return data, nil
+}

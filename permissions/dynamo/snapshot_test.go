@@ -1,0 +1,204 @@
+package dynamo_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pretoken/pretoken/permissions"
+	"github.com/pretoken/pretoken/permissions/dynamo"
+)
+
+func (c *countingAPI) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.add("GetItem")
+	return c.API.GetItem(ctx, in, o...)
+}
+
+// subjects are the example policy's users and machines, for comparing
+// snapshots by what they resolve.
+var subjects = []permissions.Subject{
+	{ClientID: "4webappclient0000", Groups: []string{"staff", "support"}},
+	{ClientID: "other", Groups: []string{"admins"}, Attributes: map[string]string{"custom:tenant_id": "t1"}},
+	{ClientID: "7m2mclient", Machine: true},
+	{ClientID: "4webappclient0000", Roles: []string{"admin"}},
+}
+
+func sameResolve(t *testing.T, want, got *permissions.Snapshot) {
+	t.Helper()
+	for _, sub := range subjects {
+		if diff := cmp.Diff(want.Resolve(sub), got.Resolve(sub)); diff != "" {
+			t.Errorf("subject %+v (-compiled +stored):\n%s", sub, diff)
+		}
+	}
+}
+
+// TestLoadSnapshot: apply writes the compiled snapshot with the policy; a
+// cold load reads the version item and every chunk in one BatchGetItem,
+// never the policy's items, and resolves as the compiled policy does.
+func TestLoadSnapshot(t *testing.T) {
+	defer dynamo.SetChunkBytes(500)()
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	p := examplePolicy(t)
+	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	api := &countingAPI{API: client, n: map[string]int{}}
+	got, err := dynamo.New(api, table).LoadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int{"GetItem": 1, "BatchGetItem": 1}, api.n); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if got.Version() != "1" || got.Policy() != nil {
+		t.Errorf("version %q, policy %v: want 1 and no policy model", got.Version(), got.Policy())
+	}
+	sameResolve(t, mustCompile(t, p), got)
+	chunks := 0
+	for _, k := range keysOf(scan(t, client, table)) {
+		if strings.Contains(k, " SNAPSHOT#") {
+			chunks++
+		}
+	}
+	if chunks < 2 {
+		t.Errorf("%d chunks at 500 bytes each: the test should see several", chunks)
+	}
+	// The policy's own items still give export and plan the policy.
+	back, _, err := s.Load(ctx)
+	if err != nil || cmp.Diff(p, back, policyCmp) != "" {
+		t.Errorf("Load after apply: %v\n%s", err, cmp.Diff(p, back, policyCmp))
+	}
+}
+
+func mustCompile(t *testing.T, p *permissions.Policy) *permissions.Snapshot {
+	t.Helper()
+	s, err := permissions.Compile(p, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func setVersionAttr(t *testing.T, client *dynamodb.Client, table, update string, values map[string]types.AttributeValue) {
+	t.Helper()
+	in := &dynamodb.UpdateItemInput{TableName: &table, UpdateExpression: &update,
+		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "VERSION"}}}
+	if len(values) > 0 {
+		in.ExpressionAttributeValues = values
+	}
+	if _, err := client.UpdateItem(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOtherSnapshotFormatRefused: a snapshot of a format this pretoken does
+// not read is refused with what to do, and an apply of the same policy
+// (no changes) writes it again in this format.
+func TestOtherSnapshotFormatRefused(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	p := examplePolicy(t)
+	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setVersionAttr(t, client, table, "SET snapshotFormat = :f", map[string]types.AttributeValue{":f": &types.AttributeValueMemberN{Value: "0"}})
+	_, err := s.LoadSnapshot(ctx)
+	if !errors.Is(err, permissions.ErrSnapshotFormat) || !strings.Contains(err.Error(), "run pretoken apply") {
+		t.Fatalf("older format: %v", err)
+	}
+	res, err := s.Apply(ctx, p, dynamo.ApplyOptions{})
+	if err != nil || !res.Applied || len(res.Changes) != 0 {
+		t.Fatalf("apply over an older format: %+v, %v; want written again without changes", res, err)
+	}
+	got, err := s.LoadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResolve(t, mustCompile(t, p), got)
+}
+
+// TestTableWithoutSnapshot: a table that an older pretoken applied (no
+// snapshot) is still served, compiled from its items, until an apply
+// writes the snapshot.
+func TestTableWithoutSnapshot(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	p := examplePolicy(t)
+	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setVersionAttr(t, client, table, "REMOVE snapshotChunks, snapshotFormat", nil)
+	got, err := s.LoadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResolve(t, mustCompile(t, p), got)
+	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || !res.Applied {
+		t.Fatalf("apply over a table without a snapshot: %+v, %v", res, err)
+	}
+	api := &countingAPI{API: client, n: map[string]int{}}
+	if _, err := dynamo.New(api, table).LoadSnapshot(ctx); err != nil || api.n["Query"] != 0 {
+		t.Errorf("after apply: %v, %v requests; want the snapshot read", err, api.n)
+	}
+}
+
+// TestDamagedSnapshotRefused: a chunk whose bytes changed is refused, not served.
+func TestDamagedSnapshotRefused(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range scan(t, client, table) {
+		if sk := it["SK"].(*types.AttributeValueMemberS).Value; strings.HasPrefix(sk, "SNAPSHOT#") {
+			d := it["data"].(*types.AttributeValueMemberB).Value
+			d[len(d)-1] ^= 1
+			if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: it}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.LoadSnapshot(ctx); !errors.Is(err, permissions.ErrSnapshotDamaged) {
+		t.Fatalf("damaged chunk: %v", err)
+	}
+}
+
+// TestApplyRefusesOversizedSnapshot: a policy whose compiled snapshot is
+// over the bound writes nothing, dry run or not.
+func TestApplyRefusesOversizedSnapshot(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	p := &permissions.Policy{Roles: map[string]permissions.Role{}}
+	perm := 0
+	for size := 0; size <= permissions.MaxSnapshotBytes; {
+		r := permissions.Role{}
+		for range 5 {
+			// Names that share no prefix, so front-coding saves nothing.
+			sum := sha256.Sum256([]byte(fmt.Sprint(perm)))
+			name := strings.Repeat(hex.EncodeToString(sum[:]), 3) + ":x"
+			r.Permissions = append(r.Permissions, name)
+			size += len(name)
+			perm++
+		}
+		p.Roles[fmt.Sprintf("role%d", len(p.Roles))] = r
+	}
+	before := scan(t, client, table)
+	for _, dry := range []bool{true, false} {
+		_, err := s.Apply(ctx, p, dynamo.ApplyOptions{DryRun: dry})
+		if !errors.Is(err, permissions.ErrSnapshotTooLarge) {
+			t.Fatalf("dry run %v: %v, want ErrSnapshotTooLarge", dry, err)
+		}
+	}
+	if diff := cmp.Diff(keysOf(before), keysOf(scan(t, client, table))); diff != "" {
+		t.Errorf("a refused apply wrote:\n%s", diff)
+	}
+}
