@@ -187,7 +187,7 @@ func encodeIdP(w *writer, entries IdPGroups, table func(i int) (names []string, 
 // decodeIdP reads what encodeIdP wrote.
 func decodeIdP(r *reader, s *Snapshot, grants []*grant) {
 	n := r.count()
-	s.idp = make(IdPGroups, 0, n)
+	s.idp = nil // appended below; nil when the policy maps no provider, as Compile leaves it
 	s.idpGroups = make(map[string]map[string]*grant, n)
 	for range n {
 		e := IdPGroup{Provider: r.str(), Attribute: r.str()}
