@@ -53,12 +53,13 @@ func TestMakeDeployAppliesOnlyANamedPolicy(t *testing.T) {
 			t.Errorf("make %v applies %q; want %q", tt.args, got, tt.want)
 		}
 	}
-	// One name for the policy: build bundles POLICY_FILE into the trigger's zip.
-	if out := makeN(t, "build", "POLICY_FILE=policies/prod.yaml"); !strings.Contains(out, "cp policies/prod.yaml dist/trigger/policy.yaml") ||
+	// One name for the policy: build bundles POLICY_FILE into the trigger's
+	// zip, compiled.
+	if out := makeN(t, "build", "POLICY_FILE=policies/prod.yaml"); !strings.Contains(out, "pretoken compile policies/prod.yaml -o dist/trigger/policy.snapshot") ||
 		!strings.Contains(out, "cp policies/prod.yaml dist/authorizer/policy.yaml") {
 		t.Errorf("make build POLICY_FILE= does not bundle it:\n%s", out)
 	}
-	if out := makeN(t, "build"); strings.Contains(out, "dist/trigger/policy.yaml") {
+	if out := makeN(t, "build"); strings.Contains(out, "dist/trigger/policy.") {
 		t.Errorf("make build without a policy bundles one:\n%s", out)
 	}
 }
