@@ -56,9 +56,10 @@ type Props struct {
 	// ExistingTableName uses an existing policy table instead of creating
 	// one; TableName names a new one (default: CloudFormation's choice).
 	ExistingTableName, TableName string
-	// PolicyFile is a policy to bundle with the trigger, the file `make
-	// build POLICY=file` bundles: the trigger serves it and reads no table
-	// (PRETOKEN_POLICY_FILE), so no table is created or granted.
+	// PolicyFile is a policy to bundle with the trigger: a compiled snapshot
+	// (`pretoken compile`, what `make build POLICY_FILE=file` bundles) or a
+	// YAML file, which loads slower. The trigger serves it and reads no
+	// table (PRETOKEN_POLICY_FILE), so no table is created or granted.
 	PolicyFile string
 	// Authorizer adds the pretoken Lambda authorizer (cmd/authorizer, built
 	// with examples/authorizer.yaml) for an HTTP API; it needs a pool. Put
@@ -451,7 +452,7 @@ func (c *Pretoken) alarms(p Props) {
 }
 
 // bundle stages the trigger's folder with a policy file beside the
-// bootstrap, as `make build POLICY=file` bundles it, for the asset.
+// bootstrap, as `make build POLICY_FILE=file` bundles it, for the asset.
 func bundle(dir, policy string) string {
 	stage, err := os.MkdirTemp("", "pretoken-trigger-")
 	if err == nil {

@@ -332,8 +332,9 @@ func decodeInline(b []byte) (*permissions.Policy, error) {
 	return &p, nil
 }
 
-// partition is the Query for every item under pk: the writers' and the
-// audit trail's reads are consistent, the trigger's user read is not.
+// partition is the Query for every item under pk: the writers', the audit
+// trail's and the trigger's user read are consistent, so an unassign
+// counts at the next token.
 // Callers narrow it (a sort-key condition, a projection, an order).
 func (s *Store) partition(pk string, consistent bool) *dynamodb.QueryInput {
 	in := &dynamodb.QueryInput{
