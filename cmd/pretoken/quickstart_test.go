@@ -18,8 +18,10 @@ import (
 // quickstart command stops working, or the block grows past 15 lines.
 //
 // The two make lines are not run here: make demo-dynamo needs Java and the
-// npm tools and starts its own DynamoDB Local and Lambda emulator (minutes on
-// a shared machine), and make deploy needs an AWS account. The test checks
+// npm tools, builds the trigger and starts its own DynamoDB Local and Lambda
+// emulator (about a minute on a shared two-core machine, too slow for a unit
+// test; it was run by hand when this test was written), and make deploy
+// needs an AWS account. The test checks
 // that both lines are there and that the Makefile still has those targets
 // and the variables the deploy line sets.
 func TestQuickstartRunsAsWritten(t *testing.T) {
