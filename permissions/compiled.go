@@ -314,6 +314,7 @@ func DecodeSnapshot(data []byte, version string) (*Snapshot, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	s.linkScopeSpace()
 	return s, nil
 }
 

@@ -135,6 +135,7 @@ func randomSubject(rng *rand.Rand) Subject {
 		Roles:      pick("r%02d", 45, 3),
 		IdPGroups:  map[string][]string{[]string{"Okta", "Azure", "Other"}[rng.IntN(3)]: []string{"Eng", "Ops", "Nobody"}[:rng.IntN(4)]},
 		Attributes: map[string]string{"custom:x": "xv"},
+		Scopes:     pick("api/r%02d", 45, 3),
 	}
 	if rng.IntN(2) == 0 {
 		sub.Tenant, sub.TenantRoles, sub.Tenants = "t1", pick("r%02d", 45, 2), []string{"t1", "t2"}

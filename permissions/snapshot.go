@@ -51,9 +51,55 @@ type tokenProfile struct {
 	claims         []claimSpec // sorted by name
 	allowed        []bool      // by permission number; nil when every permission is allowed
 	scopes         []string    // by permission number: the prefixed scope; nil when scopes are off
-	scopePrefix    string      // requested scopes under it are the policy's: suppressed unless granted
+	scopePrefix    string      // what this profile's scopes are made with
 	suppressScopes []string
 	suppressClaims []string
+	space          *scopeSpace // the policy's scopes, shared by every profile
+}
+
+// scopeSpace is every scope that means a permission of the policy, in any
+// profile: a scope under any profile's prefix, and, where a profile adds
+// scopes without a prefix, a scope named as a permission. Such a scope in a
+// token means the permission downstream, whichever app client asked for it,
+// so a profile that does not grant it suppresses it (Cognito adds a
+// resource-server scope by itself to a client allowed it that asks).
+type scopeSpace struct {
+	prefixes []string // sorted, each once; none empty
+	bare     []string // the permission names (sorted) where a profile adds them unprefixed; else nil
+}
+
+func (sp *scopeSpace) holds(scope string) bool {
+	if sp == nil {
+		return false
+	}
+	for _, p := range sp.prefixes {
+		if strings.HasPrefix(scope, p) {
+			return true
+		}
+	}
+	_, ok := slices.BinarySearch(sp.bare, scope)
+	return ok
+}
+
+// linkScopeSpace gives every profile the policy's scope space, from the
+// compiled (or decoded) profiles alone.
+func (s *Snapshot) linkScopeSpace() {
+	sp := &scopeSpace{}
+	for _, p := range s.profiles {
+		t := &p.tokens[AccessToken]
+		if t.scopePrefix != "" {
+			sp.prefixes = append(sp.prefixes, t.scopePrefix)
+		} else if t.scopes != nil {
+			sp.bare = s.permNames
+		}
+	}
+	slices.Sort(sp.prefixes)
+	sp.prefixes = slices.Compact(sp.prefixes)
+	for _, p := range s.profiles {
+		for i := range p.tokens {
+			p.tokens[i].space = sp
+		}
+	}
 }
 
 type claimSpec struct {
@@ -117,6 +163,7 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	if _, ok := s.profiles[DefaultProfile]; !ok {
 		s.profiles[DefaultProfile] = s.compileProfile(DefaultProfile, ClientProfile{})
 	}
+	s.linkScopeSpace()
 	if s.limits.MaxTokenBytes == 0 {
 		s.limits.MaxTokenBytes = DefaultMaxTokenBytes
 	}
@@ -498,16 +545,15 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 	return c
 }
 
-// ungranted adds to suppress each requested scope under the profile's scope
-// prefix that added (sorted, as the permissions are) does not hold: such a
-// scope means a permission downstream, and only the policy grants those.
+// ungranted adds to suppress each requested scope in the policy's scope
+// space (under any profile's prefix, or a permission's name where a profile
+// adds unprefixed scopes) that added (sorted, as the permissions are) does
+// not hold: such a scope means a permission downstream, and only the policy
+// grants those, to this profile's tokens as it says.
 func (t *tokenProfile) ungranted(requested, added, suppress []string) []string {
-	if t.scopePrefix == "" {
-		return suppress
-	}
 	cloned := false
 	for _, s := range requested {
-		if !strings.HasPrefix(s, t.scopePrefix) || slices.Contains(suppress, s) {
+		if !t.space.holds(s) || slices.Contains(suppress, s) {
 			continue
 		}
 		if _, ok := slices.BinarySearch(added, s); ok {

@@ -207,3 +207,53 @@ func TestUserValuesInTheLogLine(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyScopesAreSuppressedInEveryProfile: a scope means a permission
+// downstream whichever app client asked for it, so a profile without a
+// prefix of its own (or with scopes off) suppresses the scopes under another
+// profile's prefix that it does not grant, and a profile that adds scopes
+// without a prefix makes every permission's name such a scope.
+func TestPolicyScopesAreSuppressedInEveryProfile(t *testing.T) {
+	for _, c := range []struct {
+		name, policy string
+		requested    []string
+		suppressed   []string
+	}{
+		{"another profile's prefix", `roles: {viewer: {permissions: [orders:read]}, admin: {permissions: [orders:write]}}
+defaults: {roles: [viewer]}
+clients:
+  default: {accessToken: {claims: {app_roles: roles}}}
+  console: {accessToken: {scopes: true, scopePrefix: orders-api/}}
+`, []string{"openid", "orders-api/orders:write", "orders-api/orders:read", "other-api/x"},
+			[]string{"orders-api/orders:write", "orders-api/orders:read"}},
+		{"unprefixed scopes", `roles: {viewer: {permissions: [api/orders.read]}, admin: {permissions: [api/orders.delete]}}
+defaults: {roles: [viewer]}
+clients:
+  default: {accessToken: {scopes: true}}
+`, []string{"openid", "api/orders.delete", "api/orders.read", "api/other"},
+			[]string{"api/orders.delete"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := permissions.ParseFile("p.yaml", []byte(c.policy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := permissions.Compile(p, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := readEvent(t, "v2-signin-groups.json")
+			ev.CallerContext.ClientID = "web"
+			ev.Request.GroupConfiguration.GroupsToOverride = nil
+			ev.Request.Scopes = c.requested
+			r, err := New(Static{S: snap}, zerolog.Nop()).Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := r.Response.ClaimsAndScopeOverrideDetails.AccessTokenGeneration
+			if diff := cmp.Diff(c.suppressed, at.ScopesToSuppress); diff != "" {
+				t.Errorf("scopesToSuppress (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
