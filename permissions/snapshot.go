@@ -258,6 +258,12 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 		}
 		for _, name := range slices.Sorted(maps.Keys(t.Claims)) {
 			kind, _ := claimKind(t.Claims[name])
+			if kind == claimAttribute && t.Claims[name] == s.tenancy.Active {
+				// A copy of the attribute that names the active tenant is the
+				// active tenant: a value the membership check refused (or the
+				// user wrote) must not reach the token as the tenant.
+				kind = claimTenant
+			}
 			tp.claims = append(tp.claims, claimSpec{name: name, kind: kind, attribute: strings.TrimPrefix(t.Claims[name], SourceAttribute)})
 		}
 		p.tokens[tok] = tp

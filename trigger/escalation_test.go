@@ -257,3 +257,35 @@ clients:
 		})
 	}
 }
+
+// TestTenancyAttributeClaimIsTheCheckedTenant: with tenancy.active taken
+// from an attribute, a claim copying that attribute carries the active
+// tenant only when the user is a member of it, so a verifier that reads the
+// claim as the tenant (authz.ClaimsFromPolicy does) never sees a refused one.
+func TestTenancyAttributeClaimIsTheCheckedTenant(t *testing.T) {
+	p, err := permissions.ParseFile("p.yaml", []byte(`roles: {viewer: {permissions: [orders:read]}}
+defaults: {roles: [viewer]}
+tenancy: {active: "attribute:custom:tenant_id"}
+clients:
+  default: {idToken: {claims: {org: "attribute:custom:tenant_id"}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := permissions.Compile(p, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := &memUsers{users: map[string]permissions.User{"u-1": {Memberships: map[string][]string{"acme": {"viewer"}}}}}
+	h := New(Static{S: snap}, zerolog.Nop(), WithUsers(users, false))
+	for tenant, want := range map[string]any{"acme": "acme", "globex": nil} {
+		r, err := h.Handle(context.Background(), tenantEvent(t, map[string]string{"custom:tenant_id": tenant}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := idClaims(t, r)["org"]
+		if want == nil && ok || want != nil && got != want {
+			t.Errorf("custom:tenant_id=%s: org claim %v (present %v); want %v", tenant, got, ok, want)
+		}
+	}
+}
