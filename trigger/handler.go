@@ -420,8 +420,25 @@ func (h *Handler) respondOpen(ev *Event, v1 bool, last *permissions.Snapshot, de
 			c.Claims, c.Unset, c.ScopesToAdd = nil, nil, nil
 		}
 		id, access = h.tokens(res, ev.Machine(), false, dec)
+	} else {
+		access.scopesToSuppress = unknownScopes(ev.Request.Scopes)
 	}
 	return h.reply(ev, v1, id, access, dec)
+}
+
+// unknownScopes are the requested scopes that a container which never
+// loaded a policy suppresses when it issues a token open: every custom
+// scope (a resource server's, identifier/name, which could mean a
+// permission downstream) and the one that lets users change their own
+// attributes. Without a policy nothing says which of them are granted.
+func unknownScopes(requested []string) []string {
+	var out []string
+	for _, s := range requested {
+		if strings.Contains(s, "/") || s == adminScope {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // reply shapes the two tokens' changes as the event version wants them.
@@ -464,3 +481,6 @@ func keepGroups(gc GroupConfiguration) *GroupConfiguration {
 	}
 	return &out
 }
+
+// adminScope lets users read and change their own attributes.
+const adminScope = "aws.cognito.signin.user.admin"

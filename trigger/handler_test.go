@@ -312,9 +312,15 @@ func TestFailureModes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	want := &ClaimsAndScopeOverrideDetails{GroupOverrideDetails: keepGroups(ev.Request.GroupConfiguration)}
+	// Nothing added; the requested scopes that no policy vouches for (here
+	// the admin scope) suppressed.
+	want := &ClaimsAndScopeOverrideDetails{GroupOverrideDetails: keepGroups(ev.Request.GroupConfiguration),
+		AccessTokenGeneration: &TokenGeneration{ScopesToSuppress: unknownScopes(ev.Request.Scopes)}}
+	if len(want.AccessTokenGeneration.ScopesToSuppress) == 0 {
+		t.Fatal("the event requests no scope to suppress; the case tests nothing")
+	}
 	if diff := cmp.Diff(want, r.Response.ClaimsAndScopeOverrideDetails); diff != "" {
-		t.Errorf("open: answer should keep groups and add nothing (-want +got):\n%s", diff)
+		t.Errorf("open: answer should keep groups, add nothing and suppress the unknown scopes (-want +got):\n%s", diff)
 	}
 
 	payload, _ := os.ReadFile("testdata/events/v1-signin.json")

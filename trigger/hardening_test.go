@@ -153,6 +153,24 @@ func TestFailOpenKeepsSuppressions(t *testing.T) {
 	}
 }
 
+// TestFailOpenWithoutAPolicySuppressesCustomScopes: a container that never
+// loaded a policy cannot tell which resource-server scopes are granted, so
+// its open answer suppresses every requested custom scope (and the admin
+// scope) rather than let Cognito's own additions through.
+func TestFailOpenWithoutAPolicySuppressesCustomScopes(t *testing.T) {
+	ev := readEvent(t, "v2-signin-groups.json")
+	ev.Request.Scopes = []string{"openid", "email", "aws.cognito.signin.user.admin", "orders-api/orders:write", "other-api/x"}
+	r, err := New(lastKnownSource{}, zerolog.Nop(), WithFailureMode(FailOpen)).Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := r.Response.ClaimsAndScopeOverrideDetails.AccessTokenGeneration
+	want := []string{"aws.cognito.signin.user.admin", "orders-api/orders:write", "other-api/x"}
+	if at == nil || !cmp.Equal(at.ScopesToSuppress, want) || len(at.ScopesToAdd) != 0 || len(at.ClaimsToAddOrOverride) != 0 {
+		t.Fatalf("open answer without a policy: %+v; want only %v suppressed", at, want)
+	}
+}
+
 type lastKnownSource struct{ last *permissions.Snapshot }
 
 func (s lastKnownSource) Snapshot(context.Context) (*permissions.Snapshot, permissions.CacheState, error) {
