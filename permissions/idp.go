@@ -43,16 +43,16 @@ const IdentitiesAttribute = "identities"
 // [{"providerName":"Okta","providerType":"SAML","userId":"..."}]. A value
 // that does not decode names no provider.
 func ParseIdentities(value string) []string {
-	var ids []struct {
-		ProviderName string `json:"providerName"`
-	}
+	// Maps, not a struct: encoding/json matches struct fields regardless of
+	// case, so "PROVIDERNAME" would count; only Cognito's exact key does.
+	var ids []map[string]any
 	if value == "" || json.Unmarshal([]byte(value), &ids) != nil {
 		return nil
 	}
 	var out []string
 	for _, id := range ids {
-		if id.ProviderName != "" && !slices.Contains(out, id.ProviderName) {
-			out = append(out, id.ProviderName)
+		if name, _ := id["providerName"].(string); name != "" && !slices.Contains(out, name) {
+			out = append(out, name)
 		}
 	}
 	slices.Sort(out)

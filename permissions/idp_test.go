@@ -2,6 +2,7 @@ package permissions
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,5 +167,22 @@ clients:
 	}
 	if got := TrustedAttributes(&Policy{}); len(got) != 0 {
 		t.Errorf("empty policy: %v", got)
+	}
+}
+
+// TestParseIdentitiesExactKey: only Cognito's own key names the provider;
+// encoding/json would match a struct field to any case of it.
+func TestParseIdentitiesExactKey(t *testing.T) {
+	for value, want := range map[string][]string{
+		`[{"providerName":"Okta","providerType":"SAML","userId":"u","primary":"true"}]`: {"Okta"},
+		`[{"PROVIDERNAME":"Okta"}]`:                      nil,
+		`[{"providername":"Okta","providerName":"B"}]`:   {"B"},
+		`[{"providerName":"B"},{"providerName":"Okta"}]`: {"B", "Okta"},
+		`[{"providerName":7}]`:                           nil,
+		`not json`:                                       nil,
+	} {
+		if got := ParseIdentities(value); !slices.Equal(got, want) {
+			t.Errorf("ParseIdentities(%s) = %v, want %v", value, got, want)
+		}
 	}
 }
