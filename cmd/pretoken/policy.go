@@ -37,10 +37,34 @@ func (c *validateCmd) Run(e *env) error {
 	for _, r := range permissions.Ungranted(p) {
 		fmt.Fprintf(e.stderr, "note: %s: role %q is granted by no group, default, machine client or IdP group: only assign and tenant memberships can give it\n", c.File, r)
 	}
+	for _, id := range keepAdminScope(p) {
+		fmt.Fprintf(e.stderr, "note: %s: client profile %s keeps aws.cognito.signin.user.admin, with which a user of an identity provider can write the idpGroups attribute and give themselves its roles: add it to accessToken.suppressScopes (a V1_0 pool cannot suppress it; leave the attribute out of that client's write attributes where the client does not federate)\n", c.File, id)
+	}
 	fmt.Fprintf(e.stdout, "%s: valid (%d roles, %d groups, %d default roles, %d machine clients, %d client profiles; version %s)\n",
 		c.File, len(p.Roles), len(p.Groups), len(p.Defaults.Roles), len(p.Machines), len(p.Clients), snap.Version())
 	printTrusted(e.stdout, p)
 	return nil
+}
+
+// keepAdminScope lists, where the policy maps identity-provider groups, the
+// client profiles (default included) whose access tokens keep the scope that
+// lets users write their own attributes: a federated user could then write
+// the groups attribute.
+func keepAdminScope(p *permissions.Policy) []string {
+	if len(p.IdPGroups) == 0 {
+		return nil
+	}
+	var out []string
+	if _, ok := p.Clients[permissions.DefaultProfile]; !ok {
+		out = append(out, permissions.DefaultProfile)
+	}
+	for id, c := range p.Clients {
+		if !slices.Contains(c.AccessToken.SuppressScopes, "aws.cognito.signin.user.admin") {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // printTrusted lists the user attributes the policy trusts: a user who can
