@@ -382,7 +382,8 @@ func TestLimits(t *testing.T) {
 func TestReservedClaimsFiltered(t *testing.T) {
 	st := &Decision{}
 	got := token(permissions.TokenChanges{
-		Claims:           []permissions.Claim{{Name: "sub", Values: []string{"x"}}, {Name: "ok", Values: []string{"y"}}, {Name: "cognito:username"}},
+		Claims: []permissions.Claim{{Name: "sub", Values: []string{"x"}}, {Name: "ok", Values: []string{"y"}}, {Name: "cognito:username"},
+			{Name: "Email", Values: []string{"e"}}, {Name: "Custom:Tenant", Values: []string{"t"}}},
 		ClaimsToSuppress: []string{"exp", "dev:x"},
 		ScopesToAdd:      []string{"good", "", "has blank", "aws.cognito.signin.user.admin", "openid"},
 		ScopesToSuppress: []string{"a\tb", "fine"},
@@ -396,7 +397,9 @@ func TestReservedClaimsFiltered(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(tokenOut{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	wantDropped := []string{"access token claim sub", "access token claim cognito:username", `access token claim to suppress "exp"`,
+	// Names that shadow a standard claim or a user attribute, in any case,
+	// are dropped too: validate refuses them, this is the last line.
+	wantDropped := []string{"access token claim sub", "access token claim cognito:username", "access token claim Email", "access token claim Custom:Tenant", `access token claim to suppress "exp"`,
 		`scope to add ""`, `scope to add "has blank"`, `scope to add "aws.cognito.signin.user.admin"`, `scope to add "openid"`, `scope to suppress "a\tb"`}
 	if diff := cmp.Diff(wantDropped, st.Dropped); diff != "" {
 		t.Errorf("dropped (-want +got):\n%s", diff)

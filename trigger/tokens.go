@@ -44,7 +44,7 @@ func token(c permissions.TokenChanges, tok permissions.Token, rolesOnly bool, de
 			suppress = append(slices.Clip(suppress), cl.Name)
 			continue
 		}
-		if err := permissions.CheckAddClaim(cl.Name, tok); err != nil {
+		if _, shadows := permissions.ShadowsClaim(cl.Name); shadows || permissions.CheckAddClaim(cl.Name, tok) != nil {
 			dec.drop(tok.String() + " claim " + cl.Name)
 			continue
 		}
