@@ -150,17 +150,7 @@ func diffToken(name string, a, b TokenProfile) []string {
 // fieldDetails is listDetails for a field of a client profile, written as
 // field + added, field - removed.
 func fieldDetails(field string, a, b []string) []string {
-	var added, removed []string
-	for _, s := range b {
-		if !slices.Contains(a, s) {
-			added = append(added, s)
-		}
-	}
-	for _, s := range a {
-		if !slices.Contains(b, s) {
-			removed = append(removed, s)
-		}
-	}
+	added, removed := addedRemoved(a, b)
 	d := fieldList(field, added, removed)
 	if len(d) == 0 && !slices.Equal(a, b) {
 		d = append(d, field+" reordered")
@@ -182,17 +172,7 @@ func fieldList(field string, added, removed []string) []string {
 // listDetails describes added and removed entries; a change of order alone
 // is reported too, since lists are stored as written.
 func listDetails(what string, a, b []string) []string {
-	var added, removed []string
-	for _, s := range b {
-		if !slices.Contains(a, s) {
-			added = append(added, s)
-		}
-	}
-	for _, s := range a {
-		if !slices.Contains(b, s) {
-			removed = append(removed, s)
-		}
-	}
+	added, removed := addedRemoved(a, b)
 	var d []string
 	if len(added) > 0 {
 		d = append(d, fmt.Sprintf("+%s %s", what, strings.Join(added, " ")))
@@ -204,6 +184,22 @@ func listDetails(what string, a, b []string) []string {
 		d = append(d, what+" reordered")
 	}
 	return d
+}
+
+// addedRemoved returns the entries of b not in a, and of a not in b, each
+// in its list's order.
+func addedRemoved(a, b []string) (added, removed []string) {
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			added = append(added, s)
+		}
+	}
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			removed = append(removed, s)
+		}
+	}
+	return added, removed
 }
 
 // Loss is what the members of one group (or every user, for Group
