@@ -64,17 +64,8 @@ func (k *keySet) get(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 		k.mu.Unlock()
 		return key, nil
 	}
-	if k.inflight == nil && k.mayFetch() {
-		k.start()
-	}
-	wait := k.inflight
-	k.mu.Unlock()
-	if wait != nil {
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: key %q: %v", ErrNoKey, truncate(kid), ctx.Err())
-		}
+	if err := k.fetchAndWait(ctx); err != nil {
+		return nil, fmt.Errorf("%w: key %q: %v", ErrNoKey, truncate(kid), err)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -124,21 +115,32 @@ func (k *keySet) start() {
 	}()
 }
 
-// prefetch fetches the set now (unless a fetch ran within the penalty
-// box) and waits for it.
-func (k *keySet) prefetch(ctx context.Context) error {
-	k.mu.Lock()
-	if k.inflight == nil && k.mayFetch() {
+// fetchAndWait starts a fetch if one may start (k.mu is held, and released
+// here) and waits for the running one, if any, or for ctx; only ctx's end
+// is an error.
+func (k *keySet) fetchAndWait(ctx context.Context) error {
+	if k.mayFetch() { // mayFetch is false while a fetch runs
 		k.start()
 	}
 	wait := k.inflight
 	k.mu.Unlock()
-	if wait != nil {
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if wait == nil {
+		return nil
+	}
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// prefetch fetches the set now (unless a fetch ran within the penalty
+// box) and waits for it.
+func (k *keySet) prefetch(ctx context.Context) error {
+	k.mu.Lock()
+	if err := k.fetchAndWait(ctx); err != nil {
+		return err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
