@@ -51,7 +51,7 @@ type userItem struct {
 // instead of half of one.
 func (s *Store) User(ctx context.Context, sub string) (permissions.User, error) {
 	var u permissions.User
-	items, err := s.queryAll(ctx, s.partition(userPK+sub, true), 0)
+	items, err := s.queryAll(ctx, s.partition(userPK+sub), 0)
 	if err != nil {
 		return u, fmt.Errorf("read user: %w", err)
 	}

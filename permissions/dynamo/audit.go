@@ -144,7 +144,7 @@ func chunks(list []string, max int) [][]string {
 // History returns audit records, newest first: at most limit (0: all) of
 // those at or after since (zero: all).
 func (s *Store) History(ctx context.Context, limit int, since time.Time) ([]AuditRecord, error) {
-	in := s.partition(auditPK, true)
+	in := s.partition(auditPK)
 	in.ScanIndexForward = aws.Bool(false)
 	if !since.IsZero() {
 		in.KeyConditionExpression = aws.String("PK = :pk AND SK >= :since")
@@ -179,7 +179,7 @@ func (s *Store) History(ctx context.Context, limit int, since time.Time) ([]Audi
 
 // auditParts reads the full change list of a long record from its parts.
 func (s *Store) auditParts(ctx context.Context, id string) ([]string, error) {
-	items, err := s.queryAll(ctx, s.partition(auditPartPK+id, true), 0)
+	items, err := s.queryAll(ctx, s.partition(auditPartPK+id), 0)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}

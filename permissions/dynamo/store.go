@@ -332,27 +332,24 @@ func decodeInline(b []byte) (*permissions.Policy, error) {
 	return &p, nil
 }
 
-// partition is the Query for every item under pk: the writers', the audit
-// trail's and the trigger's user read are consistent, so an unassign
-// counts at the next token.
-// Callers narrow it (a sort-key condition, a projection, an order).
-func (s *Store) partition(pk string, consistent bool) *dynamodb.QueryInput {
-	in := &dynamodb.QueryInput{
+// partition is the strongly consistent Query for every item under pk: the
+// writers', the audit trail's and the trigger's user read alike, so an
+// unassign counts at the next token. Callers narrow it (a sort-key
+// condition, a projection, an order).
+func (s *Store) partition(pk string) *dynamodb.QueryInput {
+	return &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("PK = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
+		ConsistentRead:            aws.Bool(true),
 	}
-	if consistent {
-		in.ConsistentRead = aws.Bool(true)
-	}
-	return in
 }
 
 func (s *Store) queryGeneration(ctx context.Context, gen string) ([]map[string]types.AttributeValue, error) {
 	if gen == "" {
 		return nil, nil // version 0: the empty policy
 	}
-	items, err := s.queryAll(ctx, s.partition(policyPK+gen, true), 0)
+	items, err := s.queryAll(ctx, s.partition(policyPK+gen), 0)
 	if err != nil {
 		return nil, fmt.Errorf("query the policy's items: %w", err)
 	}

@@ -507,7 +507,7 @@ func (s *Store) queryKeys(ctx context.Context, pk, prefix string) ([]map[string]
 
 // queryKeysWith is queryKeys with the attributes to read.
 func (s *Store) queryKeysWith(ctx context.Context, pk, prefix, projection string) ([]map[string]types.AttributeValue, error) {
-	in := s.partition(pk, true)
+	in := s.partition(pk)
 	if projection != "" {
 		in.ProjectionExpression = aws.String(projection)
 	}
