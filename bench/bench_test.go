@@ -168,6 +168,14 @@ func BenchmarkColdStart(b *testing.B) {
 	b.ReportMetric(float64(p)/float64(m), "ratio")
 }
 
+// liveHeap is the heap in use after a collection: what the loads hold.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
 // BenchmarkLoadCompile is a container's (re)load: the whole policy from
 // DynamoDB Local, compiled. heap-MB is the live heap the snapshot holds.
 func BenchmarkLoadCompile(b *testing.B) {
@@ -177,13 +185,7 @@ func BenchmarkLoadCompile(b *testing.B) {
 			store := dynamo.New(client, name)
 			store.CallTimeout = time.Minute
 			ctx := context.Background()
-			heap := func() uint64 {
-				runtime.GC()
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				return m.HeapAlloc
-			}
-			before := heap()
+			before := liveHeap()
 			p, v, err := store.Load(ctx)
 			if err != nil {
 				b.Fatal(err)
@@ -192,7 +194,7 @@ func BenchmarkLoadCompile(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			held := heap() - before
+			held := liveHeap() - before
 			runtime.KeepAlive(snap)
 			proxy.Counts()
 			for b.Loop() {
@@ -313,18 +315,12 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 			store := dynamo.New(client, name)
 			store.CallTimeout = time.Minute
 			ctx := context.Background()
-			heap := func() uint64 {
-				runtime.GC()
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				return m.HeapAlloc
-			}
-			before := heap()
+			before := liveHeap()
 			snap, err := store.LoadSnapshot(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
-			held := heap() - before
+			held := liveHeap() - before
 			runtime.KeepAlive(snap)
 			proxy.Counts()
 			for b.Loop() {
