@@ -17,21 +17,14 @@ import (
 //
 // A Snapshot is immutable and safe for concurrent use.
 type Snapshot struct {
-	version   string
-	policy    *Policy
-	roleNames []string  // by role number, sorted
-	permNames []string  // by permission number, sorted
-	roles     []grant   // by role number: the role's closure
-	roleIdx   nameIndex // over roleNames: a role's number
-	groupIdx  nameIndex // over the group names, sorted
-	groups    []*grant  // by groupIdx position
-	defaults  *grant
-	machines  map[string]*grant
-	idpGroups map[string]map[string]*grant // by provider, then IdP group
-	profiles  map[string]*profile
-	limits    Limits
-	tenancy   Tenancy
-	idp       IdPGroups // each provider and its attribute, by provider
+	version  string
+	policy   *Policy
+	ix       lookup // the grants and names: tables, or the compiled form read in place
+	defaults *grant
+	profiles map[string]*profile
+	limits   Limits
+	tenancy  Tenancy
+	idp      IdPGroups // each provider and its attribute, by provider
 }
 
 // grant is a sorted, duplicate-free set of roles and the permissions they
@@ -49,8 +42,9 @@ type profile struct {
 
 type tokenProfile struct {
 	claims         []claimSpec // sorted by name
-	allowed        []bool      // by permission number; nil when every permission is allowed
-	scopes         []string    // by permission number: the prefixed scope; nil when scopes are off
+	restricted     bool        // an allow-list applies: allowed holds what it lets through
+	allowed        bitset      // by permission number
+	scopes         *scopeTable // the prefixed scope of each permission; nil when scopes are off
 	scopePrefix    string      // what this profile's scopes are made with
 	suppressScopes []string
 	suppressClaims []string
@@ -65,7 +59,7 @@ type tokenProfile struct {
 // resource-server scope by itself to a client allowed it that asks).
 type scopeSpace struct {
 	prefixes []string // sorted, each once; none empty
-	bare     []string // the permission names (sorted) where a profile adds them unprefixed; else nil
+	bare     lookup   // the policy's permissions, where a profile adds them unprefixed; else nil
 }
 
 func (sp *scopeSpace) holds(scope string) bool {
@@ -77,8 +71,7 @@ func (sp *scopeSpace) holds(scope string) bool {
 			return true
 		}
 	}
-	_, ok := slices.BinarySearch(sp.bare, scope)
-	return ok
+	return sp.bare != nil && sp.bare.isPerm(scope)
 }
 
 // linkScopeSpace gives every profile the policy's scope space, from the
@@ -90,7 +83,7 @@ func (s *Snapshot) linkScopeSpace() {
 		if t.scopePrefix != "" {
 			sp.prefixes = append(sp.prefixes, t.scopePrefix)
 		} else if t.scopes != nil {
-			sp.bare = s.permNames
+			sp.bare = s.ix
 		}
 	}
 	slices.Sort(sp.prefixes)
@@ -114,48 +107,51 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 	if err := Validate(p); err != nil {
 		return nil, err
 	}
-	s := &Snapshot{
-		version:   version,
-		policy:    p,
+	t := &tables{
 		roleNames: slices.Sorted(maps.Keys(p.Roles)),
 		machines:  make(map[string]*grant, len(p.Machines)),
 		idpGroups: make(map[string]map[string]*grant, len(p.IdPGroups)),
-		profiles:  make(map[string]*profile, len(p.Clients)+1),
-		limits:    p.Limits,
-		tenancy:   p.Tenancy,
 	}
-	s.roleIdx = newNameIndex(s.roleNames)
+	s := &Snapshot{
+		version:  version,
+		policy:   p,
+		ix:       t,
+		profiles: make(map[string]*profile, len(p.Clients)+1),
+		limits:   p.Limits,
+		tenancy:  p.Tenancy,
+	}
+	t.roleIdx = newNameIndex(t.roleNames)
 	permSet := make(map[string]bool)
 	for _, r := range p.Roles {
 		for _, perm := range r.Permissions {
 			permSet[perm] = true
 		}
 	}
-	s.permNames = slices.Sorted(maps.Keys(permSet))
-	permIDs := make(map[string]uint32, len(s.permNames))
-	for i, name := range s.permNames {
+	t.permNames = slices.Sorted(maps.Keys(permSet))
+	permIDs := make(map[string]uint32, len(t.permNames))
+	for i, name := range t.permNames {
 		permIDs[name] = uint32(i)
 	}
-	s.roles = make([]grant, len(s.roleNames))
-	done := make([]bool, len(s.roleNames))
-	for id := range s.roleNames {
-		s.closure(uint32(id), permIDs, done)
+	t.roles = make([]grant, len(t.roleNames))
+	done := make([]bool, len(t.roleNames))
+	for id := range t.roleNames {
+		t.closure(p, uint32(id), permIDs, done)
 	}
-	s.groupIdx = newNameIndex(slices.Sorted(maps.Keys(p.Groups)))
-	for _, g := range s.groupIdx.names {
-		s.groups = append(s.groups, s.named(s.union(p.Groups[g])))
+	t.groupIdx = newNameIndex(slices.Sorted(maps.Keys(p.Groups)))
+	for _, g := range t.groupIdx.names {
+		t.groups = append(t.groups, s.named(t.union(p.Groups[g])))
 	}
-	s.defaults = s.named(s.union(p.Defaults.Roles))
+	s.defaults = s.named(t.union(p.Defaults.Roles))
 	for id, roles := range p.Machines {
-		s.machines[id] = s.named(s.union(roles))
+		t.machines[id] = s.named(t.union(roles))
 	}
 	for _, e := range p.IdPGroups.Sorted() {
 		s.idp = append(s.idp, IdPGroup{Provider: e.Provider, Attribute: e.Attribute})
 		m := make(map[string]*grant, len(e.Roles))
 		for g, roles := range e.Roles {
-			m[g] = s.named(s.union(roles))
+			m[g] = s.named(t.union(roles))
 		}
-		s.idpGroups[e.Provider] = m
+		t.idpGroups[e.Provider] = m
 	}
 	for id, c := range p.Clients {
 		s.profiles[id] = s.compileProfile(id, c)
@@ -175,35 +171,35 @@ func Compile(p *Policy, version string) (*Snapshot, error) {
 
 // closure computes and memoizes the grant of role id. Validation has ruled
 // out cycles and unknown parents.
-func (s *Snapshot) closure(id uint32, permIDs map[string]uint32, done []bool) grant {
+func (t *tables) closure(p *Policy, id uint32, permIDs map[string]uint32, done []bool) grant {
 	if done[id] {
-		return s.roles[id]
+		return t.roles[id]
 	}
-	r := s.policy.Roles[s.roleNames[id]]
+	r := p.Roles[t.roleNames[id]]
 	g := grant{roles: []uint32{id}}
 	for _, perm := range r.Permissions {
 		g.perms = append(g.perms, permIDs[perm])
 	}
 	for _, parent := range r.Inherits {
-		pg := s.closure(s.roleID(parent), permIDs, done)
+		pg := t.closure(p, t.roleID(parent), permIDs, done)
 		g.roles = append(g.roles, pg.roles...)
 		g.perms = append(g.perms, pg.perms...)
 	}
 	g = normalize(g)
-	s.roles[id], done[id] = g, true
+	t.roles[id], done[id] = g, true
 	return g
 }
 
 // roleID is the number of a role the policy defines.
-func (s *Snapshot) roleID(name string) uint32 {
-	id, _ := s.roleIdx.find(name)
+func (t *tables) roleID(name string) uint32 {
+	id, _ := t.roleIdx.find(name)
 	return uint32(id)
 }
 
-func (s *Snapshot) union(roles []string) grant {
+func (t *tables) union(roles []string) grant {
 	var g grant
 	for _, r := range roles {
-		rg := s.roles[s.roleID(r)]
+		rg := t.roles[t.roleID(r)]
 		g.roles = append(g.roles, rg.roles...)
 		g.perms = append(g.perms, rg.perms...)
 	}
@@ -212,18 +208,18 @@ func (s *Snapshot) union(roles []string) grant {
 
 // named adds names to g.
 func (s *Snapshot) named(g grant) *grant {
-	g.roleNames = names(s.roleNames, g.roles)
-	g.permNames = names(s.permNames, g.perms)
+	g.roleNames = names(s.ix.roleName, g.roles)
+	g.permNames = names(s.ix.permName, g.perms)
 	return &g
 }
 
-func names(table []string, ids []uint32) []string {
+func names(name func(uint32) string, ids []uint32) []string {
 	if len(ids) == 0 {
 		return nil
 	}
 	out := make([]string, len(ids))
 	for i, id := range ids {
-		out[i] = table[id]
+		out[i] = name(id)
 	}
 	return out
 }
@@ -242,19 +238,14 @@ func (s *Snapshot) compileProfile(id string, c ClientProfile) *profile {
 			suppressClaims: cloneList(t.SuppressClaims),
 		}
 		if t.Allow != nil && !slices.Contains(t.Allow, "*") { // an empty list lets nothing through
-			tp.allowed = make([]bool, len(s.permNames))
-			for i, perm := range s.permNames {
-				tp.allowed[i] = allowed(t.Allow, perm)
-			}
+			tp.restricted = true
+			tp.allowed = newBitset(s.ix.numPerms(), func(i int) bool { return allowed(t.Allow, s.ix.permName(uint32(i))) })
 		}
 		if tok == int(AccessToken) {
 			tp.scopePrefix = t.ScopePrefix
 		}
 		if t.Scopes && tok == int(AccessToken) {
-			tp.scopes = make([]string, len(s.permNames))
-			for i, perm := range s.permNames {
-				tp.scopes[i] = t.ScopePrefix + perm
-			}
+			tp.scopes = newScopeTable(t.ScopePrefix, s.ix)
 		}
 		for _, name := range slices.Sorted(maps.Keys(t.Claims)) {
 			kind, _ := claimKind(t.Claims[name])
@@ -311,10 +302,7 @@ func (s *Snapshot) Tenancy() Tenancy { return s.tenancy }
 func (s *Snapshot) IdPGroups() IdPGroups { return s.idp }
 
 // HasRole reports whether the policy defines role name.
-func (s *Snapshot) HasRole(name string) bool {
-	_, ok := s.roleIdx.find(name)
-	return ok
-}
+func (s *Snapshot) HasRole(name string) bool { return s.ix.role(name) != nil }
 
 // Subject is who a token is for.
 type Subject struct {
@@ -401,7 +389,7 @@ var noGrant = &grant{}
 
 func (s *Snapshot) grantFor(sub Subject) *grant {
 	if sub.Machine {
-		if g, ok := s.machines[sub.ClientID]; ok {
+		if g := s.ix.machine(sub.ClientID); g != nil {
 			return g
 		}
 		return noGrant
@@ -416,22 +404,21 @@ func (s *Snapshot) grantFor(sub Subject) *grant {
 		groups = unique(groups)
 	}
 	for i, grp := range groups {
-		if at, ok := s.groupIdx.find(grp); ok && len(s.groups[at].roles) > 0 && !(short && slices.Contains(groups[:i], grp)) {
-			g := s.groups[at]
+		if g := s.ix.group(grp); g != nil && len(g.roles) > 0 && !(short && slices.Contains(groups[:i], grp)) {
 			list = append(list, g)
 		}
 	}
 	for provider, sent := range sub.IdPGroups { // a union: the order makes no difference
 		for i, grp := range sent {
-			if g, ok := s.idpGroups[provider][grp]; ok && len(g.roles) > 0 && !slices.Contains(sent[:i], grp) {
+			if g := s.ix.idpGroup(provider, grp); g != nil && len(g.roles) > 0 && !slices.Contains(sent[:i], grp) {
 				list = append(list, g)
 			}
 		}
 	}
 	for _, roles := range [2][]string{sub.Roles, sub.TenantRoles} {
 		for _, role := range roles {
-			if id, ok := s.roleIdx.find(role); ok {
-				list = append(list, &s.roles[uint32(id)])
+			if g := s.ix.role(role); g != nil {
+				list = append(list, g)
 			}
 		}
 	}
@@ -499,11 +486,11 @@ func merge(a, b []uint32) []uint32 {
 
 func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 	perms, permNames := g.perms, g.permNames
-	if t.allowed != nil {
+	if t.restricted {
 		perms = make([]uint32, 0, len(g.perms))
 		permNames = make([]string, 0, len(g.perms))
 		for i, p := range g.perms {
-			if t.allowed[p] {
+			if t.allowed.has(p) {
 				perms = append(perms, p)
 				permNames = append(permNames, g.permNames[i])
 			}
@@ -544,7 +531,7 @@ func (t *tokenProfile) changes(sub Subject, g *grant) TokenChanges {
 	if t.scopes != nil && len(perms) > 0 {
 		c.ScopesToAdd = make([]string, len(perms))
 		for i, p := range perms {
-			c.ScopesToAdd[i] = t.scopes[p]
+			c.ScopesToAdd[i] = t.scopes.at(p)
 		}
 	}
 	c.ScopesToSuppress = t.ungranted(sub.Scopes, c.ScopesToAdd, c.ScopesToSuppress)
@@ -579,10 +566,10 @@ func (t *tokenProfile) ungranted(requested, added, suppress []string) []string {
 func (s *Snapshot) Expand(roles []string) (allRoles, perms []string) {
 	var g grant
 	for _, r := range roles {
-		if id, ok := s.roleIdx.find(r); ok {
-			g.roles = merge(g.roles, s.roles[id].roles)
-			g.perms = merge(g.perms, s.roles[id].perms)
+		if rg := s.ix.role(r); rg != nil {
+			g.roles = merge(g.roles, rg.roles)
+			g.perms = merge(g.perms, rg.perms)
 		}
 	}
-	return names(s.roleNames, g.roles), names(s.permNames, g.perms)
+	return names(s.ix.roleName, g.roles), names(s.ix.permName, g.perms)
 }

@@ -210,11 +210,10 @@ func TestCompileDefaults(t *testing.T) {
 // grant is precomputed, so resolving does not walk roles.
 func TestGroupGrantPrecomputed(t *testing.T) {
 	s := mustCompile(t, testPolicy())
-	at, ok := s.groupIdx.find("chain")
-	if !ok {
+	g := s.ix.group("chain")
+	if g == nil {
 		t.Fatal("group chain not found")
 	}
-	g := s.groups[at]
 	if diff := cmp.Diff([]string{"a", "b", "c", "d"}, g.roleNames); diff != "" {
 		t.Errorf("group grant roles (-want +got):\n%s", diff)
 	}
