@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -336,16 +337,20 @@ func walk(n *yaml.Node, path Path, pos map[string]*yaml.Node, places *[]place, f
 	}
 }
 
-var (
-	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownField = regexp.MustCompile(`^field (\S+) not found in type (?:permissions\.)?(\S+)$`)
-	goType       = regexp.MustCompile(` into (?:\[\]|map\[string\])?(?:permissions\.)?(\w+)$`)
-	badValue     = regexp.MustCompile("^cannot unmarshal !!\\w+ `([^`]*)`")
-)
+// yamlErrors are the patterns of the YAML library's messages, compiled
+// when a file first has a problem: not at every cold start.
+var yamlErrors = sync.OnceValue(func() struct{ line, unknownField, goType, badValue *regexp.Regexp } {
+	return struct{ line, unknownField, goType, badValue *regexp.Regexp }{
+		regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`),
+		regexp.MustCompile(`^field (\S+) not found in type (?:permissions\.)?(\S+)$`),
+		regexp.MustCompile(` into (?:\[\]|map\[string\])?(?:permissions\.)?(\w+)$`),
+		regexp.MustCompile("^cannot unmarshal !!\\w+ `([^`]*)`"),
+	}
+})
 
 // keysOf are the keys a policy file allows in each mapping, by the Go type
 // the decoder names.
-var keysOf = func() map[string][]string {
+var keysOf = sync.OnceValue(func() map[string][]string {
 	out := map[string][]string{}
 	for _, t := range []reflect.Type{reflect.TypeFor[Policy](), reflect.TypeFor[Role](), reflect.TypeFor[Defaults](),
 		reflect.TypeFor[ClientProfile](), reflect.TypeFor[TokenProfile](), reflect.TypeFor[Limits](), reflect.TypeFor[IdPGroup](), reflect.TypeFor[Tenancy]()} {
@@ -356,7 +361,7 @@ var keysOf = func() map[string][]string {
 		}
 	}
 	return out
-}()
+})
 
 // didYouMean returns the allowed key closest to key, or "".
 func didYouMean(key string, allowed []string) string {
@@ -414,21 +419,22 @@ func yamlProblems(err error, places []place) []Problem {
 		msgs = []string{err.Error()}
 	}
 	problems := make([]Problem, 0, len(msgs))
+	re := yamlErrors()
 	for _, m := range msgs {
 		var pr Problem
-		if sub := yamlLine.FindStringSubmatch(m); sub != nil {
+		if sub := re.line.FindStringSubmatch(m); sub != nil {
 			fmt.Sscan(sub[1], &pr.Line)
 			m = sub[2]
 		}
 		m = strings.TrimPrefix(m, "yaml: ")
 		value := ""
-		if sub := unknownField.FindStringSubmatch(m); sub != nil {
+		if sub := re.unknownField.FindStringSubmatch(m); sub != nil {
 			m, value = fmt.Sprintf("unknown key %q", sub[1]), sub[1]
-			if guess := didYouMean(sub[1], keysOf[sub[2]]); guess != "" {
+			if guess := didYouMean(sub[1], keysOf()[sub[2]]); guess != "" {
 				m += fmt.Sprintf(" (did you mean %q?)", guess)
 			}
-		} else if sub := goType.FindStringSubmatch(m); sub != nil {
-			if v := badValue.FindStringSubmatch(m); v != nil {
+		} else if sub := re.goType.FindStringSubmatch(m); sub != nil {
+			if v := re.badValue.FindStringSubmatch(m); v != nil {
 				value = v[1]
 			}
 			m = strings.TrimSuffix(m, sub[0]) + " into " + friendlyType(sub[0])
