@@ -83,6 +83,49 @@ func peakRSS(pidFile string) float64 {
 	return float64(kb) / 1024
 }
 
+// cpuTime is the CPU time the process has used so far, in ms: the sum over
+// its threads of the kernel's scheduler accounting (nanoseconds), which is
+// what the quota throttles and far steadier than wall time.
+func cpuTime(pidFile string) float64 {
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		return -1
+	}
+	stats, _ := filepath.Glob("/proc/" + strings.TrimSpace(string(pid)) + "/task/*/schedstat")
+	var ns float64
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if fields := strings.Fields(string(b)); len(fields) > 0 {
+			v, _ := strconv.ParseFloat(fields[0], 64)
+			ns += v
+		}
+	}
+	return ns / 1e6
+}
+
+// pageFaults is the number of minor page faults the process has taken so
+// far: every page of memory or of the binary it touched for the first time.
+func pageFaults(pidFile string) float64 {
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		return -1
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// pid (comm) state ppid pgrp session tty tpgid flags minflt ...
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) < 8 {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(fields[7], 64)
+	return v
+}
+
 var loadedIn = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|"policy loaded"[^\n]*"duration_ms":([0-9.]+)`)
 
 // BenchmarkColdScale is the first token of a cold container at the CPU
@@ -93,7 +136,9 @@ var loadedIn = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|
 // compiled file, and the old paths (the table's items compiled at load, a
 // YAML file), for comparison. ms is process start to first response,
 // rss-MiB the function's peak resident set, load-ms the policy load as the
-// function logs it (from init), refused the first tokens refused.
+// function logs it (from init), cpu-ms the CPU time the function used (all
+// its threads) up to its first response and faults its minor page faults
+// (each a page first touched), refused the first tokens refused.
 func BenchmarkColdScale(b *testing.B) {
 	shares := map[int]string{128: cpuShare(b, 128), fullCPU: cpuShare(b, fullCPU)}
 	pretoken, minimal := lambdatest.Build(b, "../cmd/trigger"), lambdatest.Build(b, "./minimal")
@@ -184,14 +229,14 @@ func removeSnapshot(b *testing.B, client *dynamodb.Client, table string) {
 // cgroup, in turn, once per iteration.
 func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]string, payload []byte) {
 	type run struct {
-		ms, rss, load float64
-		refused       bool
+		ms, rss, load, cpu, faults float64
+		refused                    bool
 	}
 	first := func(bin string) run {
 		wrapper, pidFile := confined(b, cgroup, bin)
 		f := lambdatest.StartIsolated(b, wrapper, env)
 		ans := f.Invoke(b, payload)
-		r := run{ms: float64(time.Since(f.Started).Microseconds()) / 1000, rss: peakRSS(pidFile), refused: ans.ErrorMessage != "", load: -1}
+		r := run{ms: float64(time.Since(f.Started).Microseconds()) / 1000, rss: peakRSS(pidFile), cpu: cpuTime(pidFile), faults: pageFaults(pidFile), refused: ans.ErrorMessage != "", load: -1}
 		if m := loadedIn.FindStringSubmatch(f.Logs()); m != nil {
 			r.load, _ = strconv.ParseFloat(m[1]+m[2], 64)
 		}
@@ -202,8 +247,8 @@ func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]str
 	refused := 0
 	for b.Loop() {
 		pr, mr := first(pretoken), first(minimal)
-		p.ms, p.rss, p.load = p.ms+pr.ms, max(p.rss, pr.rss), max(p.load, pr.load)
-		m.ms, m.rss = m.ms+mr.ms, max(m.rss, mr.rss)
+		p.ms, p.rss, p.load, p.cpu, p.faults = p.ms+pr.ms, max(p.rss, pr.rss), max(p.load, pr.load), p.cpu+pr.cpu, p.faults+pr.faults
+		m.ms, m.rss, m.cpu, m.faults = m.ms+mr.ms, max(m.rss, mr.rss), m.cpu+mr.cpu, m.faults+mr.faults
 		if pr.refused {
 			refused++
 		}
@@ -215,5 +260,9 @@ func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]str
 	b.ReportMetric(p.rss, "rss-MiB")
 	b.ReportMetric(m.rss, "minimal-rss-MiB")
 	b.ReportMetric(p.load, "load-ms")
+	b.ReportMetric(p.cpu/n, "cpu-ms")
+	b.ReportMetric(m.cpu/n, "minimal-cpu-ms")
+	b.ReportMetric(p.faults/n, "faults")
+	b.ReportMetric(m.faults/n, "minimal-faults")
 	b.ReportMetric(float64(refused), "refused")
 }

@@ -47,6 +47,7 @@ func Build(t testing.TB, dir string) string {
 	bin := filepath.Join(t.TempDir(), "bootstrap")
 	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
 	cmd.Dir = abs
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build makes the Lambda's
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", dir, err, msg)
 	}
