@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -74,16 +75,20 @@ func CompiledLabel(data []byte) string {
 // policy's content hash; DecodeSnapshot's caller gives the version).
 func EncodeSnapshot(s *Snapshot, label string) []byte {
 	if v, ok := s.ix.(*view); ok { // decoded: its body, under this label
-		return seal(label, v.data)
+		if body := v.body.all(); body != nil {
+			return seal(label, body)
+		}
+		return nil
 	}
 	t := s.ix.(*tables)
-	var w writer
+	var secs sections
+	w := &secs.head
 	w.uvarint(uint64(s.limits.MaxTokenBytes))
 	w.str(s.limits.OnOverflow)
 	w.str(s.tenancy.Active)
-	w.writeNames(t.roleNames, nil)
-	w.writeNames(t.permNames, nil)
-	w.section(len(t.roles), func(w *writer, i int) {
+	secs.names(t.roleNames, nil)
+	secs.names(t.permNames, nil)
+	secs.section(len(t.roles), func(w *writer, i int) {
 		w.ids(t.roles[i].roles)
 		w.ids(t.roles[i].perms)
 	})
@@ -129,18 +134,18 @@ func EncodeSnapshot(s *Snapshot, label string) []byte {
 	for i, e := range s.idp {
 		idp[i] = table(t.idpGroups[e.Provider])
 	}
-	w.section(len(grants), func(w *writer, i int) {
+	secs.section(len(grants), func(w *writer, i int) {
 		w.ids(grants[i].roles)
 		w.ids(grants[i].perms)
 	})
 	w.uvarint(uint64(def))
-	w.writeNames(groups.names, orEmpty(groups.refs))
-	w.writeNames(machines.names, orEmpty(machines.refs))
+	secs.names(groups.names, orEmpty(groups.refs))
+	secs.names(machines.names, orEmpty(machines.refs))
 	w.uvarint(uint64(len(s.idp)))
 	for i, e := range s.idp {
 		w.str(e.Provider)
 		w.str(e.Attribute)
-		w.writeNames(idp[i].names, orEmpty(idp[i].refs))
+		secs.names(idp[i].names, orEmpty(idp[i].refs))
 	}
 	ids := slices.Sorted(maps.Keys(s.profiles))
 	w.uvarint(uint64(len(ids)))
@@ -164,7 +169,11 @@ func EncodeSnapshot(s *Snapshot, label string) []byte {
 			w.strs(t.suppressClaims)
 		}
 	}
-	return seal(label, w.b)
+	var body writer
+	body.uvarint(uint64(len(w.b)))
+	body.b = append(body.b, w.b...)
+	body.b = append(body.b, secs.area.b...)
+	return seal(label, body.b)
 }
 
 // orEmpty makes a nil list of values an empty one: a section with values.
@@ -176,11 +185,19 @@ func orEmpty(refs []int) []int {
 }
 
 // seal makes the compiled form of body, labelled label: the header, the
-// label and the body compressed.
+// label, the frames' lengths and the frames (body compressed, frameSize
+// bytes of it at a time).
 func seal(label string, body []byte) []byte {
 	var w writer
 	w.str(label)
-	w.b = compress(w.b, body)
+	var frames []byte
+	w.uvarint(uint64((len(body) + frameSize - 1) / frameSize))
+	for at := 0; at < len(body); at += frameSize {
+		n := len(frames)
+		frames = compress(frames, body[at:min(at+frameSize, len(body))])
+		w.uvarint(uint64(len(frames) - n))
+	}
+	w.b = append(w.b, frames...)
 	out := make([]byte, headerLen, headerLen+len(w.b))
 	copy(out, SnapshotMagic)
 	binary.BigEndian.PutUint16(out[len(SnapshotMagic):], SnapshotFormat)
@@ -214,38 +231,51 @@ func checkHeader(data []byte) (payload []byte, bodyLen int, err error) {
 	return payload, int(binary.BigEndian.Uint32(data[lengthsAt+4:])), nil
 }
 
-// compress appends body, compressed, to dst. The encoder works on one
-// goroutine at a fixed level, so the bytes are a function of the body; a
-// body within its window is one segment, which the decoder writes straight
-// into the body's buffer.
-func compress(dst, body []byte) []byte { return encoder().EncodeAll(body, dst) }
+// compress appends a frame of the body, compressed, to dst. The encoder
+// works on one goroutine at a fixed level, so the bytes are a function of
+// the body. (SpeedBetterCompression makes smaller frames of a snapshot's
+// body than SpeedBestCompression, and faster.)
+func compress(dst, frame []byte) []byte { return encoder().EncodeAll(frame, dst) }
 
 var encoder = sync.OnceValue(func() *zstd.Encoder {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(maxBodyBytes), zstd.WithEncoderCRC(false)) // the header's checksum covers the payload
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(frameSize), zstd.WithEncoderCRC(false)) // the header's checksum covers the payload
 	if err != nil {
 		panic(err) // the options are constants
 	}
 	return enc
 })
 
-// decompress returns the body of a compressed payload that is n bytes
-// once decompressed; it refuses a payload that would be more or less.
-func decompress(compressed []byte, n int) ([]byte, error) {
+// framed returns the body of a payload's frames (what follows the label),
+// n bytes long, to be decompressed a frame at a time.
+func framed(payload []byte, n int) (*lazyBody, error) {
 	if n > maxBodyBytes {
 		return nil, fmt.Errorf("%w (%d bytes once decompressed)", ErrSnapshotDamaged, n)
 	}
+	r := reader{b: payload}
+	count := r.count()
+	if count != (n+frameSize-1)/frameSize {
+		return nil, ErrSnapshotDamaged
+	}
+	lengths := make([]int, count)
+	total := 0
+	for i := range lengths {
+		lengths[i] = r.count()
+		total += lengths[i]
+	}
+	if r.err != nil || total != len(payload)-r.off {
+		return nil, ErrSnapshotDamaged
+	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxMemory(maxBodyBytes), zstd.WithDecoderMaxWindow(maxBodyBytes))
+		zstd.WithDecoderMaxMemory(2*frameSize), zstd.WithDecoderMaxWindow(2*frameSize))
 	if err != nil {
 		return nil, err
 	}
-	defer dec.Close()
-	body, err := dec.DecodeAll(compressed, make([]byte, 0, n))
-	if err != nil || len(body) != n {
-		return nil, fmt.Errorf("%w (decompression: %v, %d of %d)", ErrSnapshotDamaged, err, len(body), n)
+	b := &lazyBody{raw: make([]byte, n), frames: make([][]byte, count), done: make([]atomic.Bool, count), dec: dec}
+	for i, l := range lengths {
+		b.frames[i] = r.bytes(l)
 	}
-	return body, nil
+	return b, nil
 }
 
 // DecodeSnapshot reads a compiled snapshot and labels it version. It
@@ -263,25 +293,35 @@ func DecodeSnapshot(data []byte, version string) (*Snapshot, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	body, err := decompress(payload[r.off:], n)
+	lb, err := framed(payload[r.off:], n)
 	if err != nil {
 		return nil, err
 	}
-	return decodeBody(body, version)
+	return decodeBody(lb, version)
 }
 
-// decodeBody reads a snapshot's body (decompressed), labelled version.
-func decodeBody(body []byte, version string) (*Snapshot, error) {
-	r := reader{b: body}
-	v := &view{data: body}
+// decodeBody reads a snapshot's body, labelled version: the head only;
+// the sections when tokens need them.
+func decodeBody(lb *lazyBody, version string) (*Snapshot, error) {
+	if !lb.ensure(0, min(len(lb.raw), binary.MaxVarintLen64)) {
+		return nil, ErrSnapshotDamaged
+	}
+	r := reader{b: lb.raw}
+	headLen := r.count()
+	base := r.off + headLen
+	if r.err != nil || !lb.ensure(r.off, base) {
+		return nil, ErrSnapshotDamaged
+	}
+	r.b = lb.raw[:base]
+	v := &view{body: lb}
 	s := &Snapshot{version: version, ix: v}
 	s.limits.MaxTokenBytes = int(r.uvarint())
 	s.limits.OnOverflow = r.str()
 	s.tenancy.Active = r.str()
-	v.roles = r.nameList(false, 0)
-	v.perms = r.nameList(false, 0)
-	v.closures = r.grantList()
-	v.grants = r.grantList()
+	v.roles = r.nameList(lb, base, false, 0)
+	v.perms = r.nameList(lb, base, false, 0)
+	v.closures = r.grantList(lb, base)
+	v.grants = r.grantList(lb, base)
 	if v.closures.n != v.roles.n {
 		r.fail()
 	}
@@ -290,9 +330,9 @@ func decodeBody(body []byte, version string) (*Snapshot, error) {
 	if def >= ng {
 		r.fail()
 	}
-	v.groups = r.nameList(true, ng)
-	v.machines = r.nameList(true, ng)
-	decodeIdP(&r, s, v, ng)
+	v.groups = r.nameList(lb, base, true, ng)
+	v.machines = r.nameList(lb, base, true, ng)
+	decodeIdP(&r, s, v, base, ng)
 	nprof := r.count()
 	s.profiles = make(map[string]*profile, nprof)
 	for range nprof {
@@ -336,12 +376,12 @@ func decodeBody(body []byte, version string) (*Snapshot, error) {
 // decodeIdP reads the IdP groups part: each provider (in order), its
 // attribute, and its groups with their grants. The one place to change
 // when the IdP model changes (EncodeSnapshot writes it).
-func decodeIdP(r *reader, s *Snapshot, v *view, grants uint64) {
+func decodeIdP(r *reader, s *Snapshot, v *view, base int, grants uint64) {
 	n := r.count()
 	s.idp = nil // appended below; nil when the policy maps no provider, as Compile leaves it
 	for range n {
 		e := IdPGroup{Provider: r.str(), Attribute: r.str()}
-		l := r.nameList(true, grants)
+		l := r.nameList(v.body, base, true, grants)
 		if r.err != nil || len(v.providers) > 0 && e.Provider <= v.providers[len(v.providers)-1] {
 			r.fail()
 			return

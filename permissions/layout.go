@@ -2,105 +2,187 @@ package permissions
 
 import (
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
 )
 
-// The compiled form is read in place: a decoded Snapshot keeps the payload
-// as one string and finds a name, or a role's or group's grant, by decoding
-// the one block of blockSize entries that holds it, the first time a token
-// needs it (then keeps it). A cold container's load is the checksum, a
-// walk over the block tables and the client profiles: a few milliseconds
-// of CPU at 30,000 roles, where decoding everything took ten times that
-// and allocated the policy's size again for the collector to scan.
+// The compiled form is read in place: a decoded Snapshot keeps the body
+// and finds a name, or a role's or group's grant, by decoding the one block
+// of blockSize entries that holds it, the first time a token needs it (then
+// keeps it). The body is compressed in frames of frameSize bytes, each on
+// its own, and a frame is decompressed the first time something in it is
+// read. A cold container's load is the checksum, the first frame (the head:
+// limits, client profiles, where each section is) and nothing else,
+// whatever the policy's size; its first token reads the few frames that
+// hold its groups, roles and permissions.
 //
-// A section is n entries in blocks of blockSize, after a table of where
-// each block starts:
-//
-//	uvarint n, uvarint body length, ceil(n/blockSize) × uint32 (little-endian) offsets into the body, body
-//
-// The load checks every table (offsets inside the body, strictly rising)
-// and, for names, that the blocks' first names rise; a block is checked
-// when it is decoded (names rising and below the next block's first, ids in
-// range, every byte used). The checksum has already matched, so these only
-// keep a damaged snapshot from being misread or panicking: a block that
-// fails decodes to nothing, and what needs it grants nothing.
+// The body: the head's length, the head, then the sections. A section is
+// n entries in blocks of blockSize, a table of where each block starts
+// (uint32s, little-endian) and the blocks; the head holds, for each, n,
+// where its table starts (from the end of the head) and the blocks'
+// length. A block is checked when it is decoded (inside its section,
+// names rising and below the next block's first, ids in range, every byte
+// used). The checksum has already matched, so these checks only keep a
+// damaged body from being misread or panicking: a block that fails decodes
+// to nothing, and what needs it grants nothing.
 
 // blockSize is the number of entries in a section's block.
 const blockSize = 16
+
+// frameSize is how much of the body a compressed frame holds.
+const frameSize = 16 << 10
 
 func blocks(n int) int { return (n + blockSize - 1) / blockSize }
 
 func le32(b []byte, at int) uint32 { return binary.LittleEndian.Uint32(b[at:]) }
 
-// section locates a section's blocks in the payload.
-type section struct {
-	data        []byte
-	n           int
-	table, body int // where the offsets and the body start
-	end         int // where the body ends
+// lazyBody is a snapshot's body, decompressed a frame at a time.
+type lazyBody struct {
+	raw     []byte   // the body; frame k, once decompressed, at k*frameSize
+	frames  [][]byte // compressed; nil once decompressed (or for a body given whole)
+	done    []atomic.Bool
+	mu      sync.Mutex // held while a frame is decompressed
+	dec     *zstd.Decoder
+	scratch []byte
+	failed  atomic.Bool
 }
 
-// readSection reads a section's header and checks its block table.
-func (r *reader) section() section {
-	sec := section{data: r.b, n: r.count()}
-	size := r.count()
-	nb := blocks(sec.n)
-	sec.table = r.off
-	r.bytes(4 * nb)
-	sec.body = r.off
-	r.bytes(size)
-	sec.end = r.off
-	if r.err != nil {
-		return section{}
+// wholeBody is a body given decompressed.
+func wholeBody(raw []byte) *lazyBody {
+	b := &lazyBody{raw: raw, done: make([]atomic.Bool, (len(raw)+frameSize-1)/frameSize)}
+	for i := range b.done {
+		b.done[i].Store(true)
 	}
-	prev := -1
-	for k := range nb {
-		o := int(le32(r.b, sec.table+4*k))
-		if o <= prev || o >= size || k == 0 && o != 0 {
-			r.fail()
-			return section{}
+	return b
+}
+
+// ensure decompresses the frames that hold raw[lo:hi]; false if that is
+// outside the body or a frame does not decompress.
+func (b *lazyBody) ensure(lo, hi int) bool {
+	if lo < 0 || hi > len(b.raw) || lo > hi {
+		return false
+	}
+	if lo == hi {
+		return true
+	}
+	for k := lo / frameSize; k <= (hi-1)/frameSize; k++ {
+		if b.done[k].Load() {
+			continue
 		}
-		prev = o
+		if !b.decompress(k) {
+			return false
+		}
 	}
-	if nb == 0 && size != 0 {
+	return true
+}
+
+func (b *lazyBody) decompress(k int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done[k].Load() {
+		return true
+	}
+	if b.failed.Load() {
+		return false
+	}
+	start := k * frameSize
+	want := min(frameSize, len(b.raw)-start)
+	out, err := b.dec.DecodeAll(b.frames[k], b.scratch[:0])
+	if err != nil || len(out) != want {
+		b.failed.Store(true) // a frame that passed the checksum and does not decompress: damaged
+		return false
+	}
+	b.scratch = out[:0] // the decoder's room to work, kept for the next frame
+	copy(b.raw[start:], out)
+	b.frames[k] = nil
+	b.done[k].Store(true)
+	return true
+}
+
+// all returns the whole body, decompressed; nil if it does not decompress.
+func (b *lazyBody) all() []byte {
+	if !b.ensure(0, len(b.raw)) {
+		return nil
+	}
+	return b.raw
+}
+
+// section locates a section's blocks in the body.
+type section struct {
+	lb          *lazyBody
+	n           int
+	table, body int // where the offsets and the blocks start
+	end         int // where the blocks end
+}
+
+// section reads where a section is from the head; base is where the
+// sections start. Its table and blocks are checked when read.
+func (r *reader) section(lb *lazyBody, base int) section {
+	n, rel, size := r.uvarint(), r.uvarint(), r.uvarint()
+	limit := uint64(len(lb.raw) - base)
+	if n > limit { // every entry takes a byte at least
 		r.fail()
 	}
+	nb := uint64(blocks(int(min(n, limit))))
+	if r.err != nil || rel > limit || 4*nb > limit-rel || size > limit-rel-4*nb || nb == 0 && size != 0 || nb > 0 && size < nb {
+		r.fail()
+		return section{lb: lb}
+	}
+	sec := section{lb: lb, n: int(n)}
+	sec.table = base + int(rel)
+	sec.body = sec.table + int(4*nb)
+	sec.end = sec.body + int(size)
 	return sec
 }
 
-// block returns block k's bytes.
+// block returns a reader of block k's bytes, decompressing them; a reader
+// that fails if the block's offsets are not inside the section.
 func (sec *section) block(k int) reader {
-	lo, hi := sec.body+int(le32(sec.data, sec.table+4*k)), sec.end
-	if k+1 < blocks(sec.n) {
-		hi = sec.body + int(le32(sec.data, sec.table+4*(k+1)))
+	nb := blocks(sec.n)
+	if k < 0 || k >= nb || !sec.lb.ensure(sec.table+4*k, sec.table+4*min(k+2, nb)) {
+		return reader{err: ErrSnapshotDamaged}
 	}
-	return reader{b: sec.data[:hi], off: lo}
+	lo, hi := sec.body+int(le32(sec.lb.raw, sec.table+4*k)), sec.end
+	if k+1 < nb {
+		hi = sec.body + int(le32(sec.lb.raw, sec.table+4*(k+1)))
+	}
+	if lo < sec.body || lo >= hi || hi > sec.end || k == 0 && lo != sec.body || !sec.lb.ensure(lo, hi) {
+		return reader{err: ErrSnapshotDamaged}
+	}
+	return reader{b: sec.lb.raw[:hi], off: lo}
 }
 
 // entries is the number of entries in block k.
 func (sec *section) entries(k int) int { return min(blockSize, sec.n-k*blockSize) }
 
-// writeSection writes n entries as a section, item(w, i) writing entry i.
-func (w *writer) section(n int, item func(w *writer, i int)) {
-	var body writer
+// sections writes the body's sections: each one's place into the head, its
+// table and blocks into the sections area.
+type sections struct{ head, area writer }
+
+// section writes n entries as a section, item(w, i) writing entry i.
+func (s *sections) section(n int, item func(w *writer, i int)) {
+	var blocks writer
 	var offsets []byte
 	for i := range n {
 		if i%blockSize == 0 {
-			offsets = binary.LittleEndian.AppendUint32(offsets, uint32(len(body.b)))
+			offsets = binary.LittleEndian.AppendUint32(offsets, uint32(len(blocks.b)))
 		}
-		item(&body, i)
+		item(&blocks, i)
 	}
-	w.uvarint(uint64(n))
-	w.uvarint(uint64(len(body.b)))
-	w.b = append(w.b, offsets...)
-	w.b = append(w.b, body.b...)
+	s.head.uvarint(uint64(n))
+	s.head.uvarint(uint64(len(s.area.b)))
+	s.head.uvarint(uint64(len(blocks.b)))
+	s.area.b = append(s.area.b, offsets...)
+	s.area.b = append(s.area.b, blocks.b...)
 }
 
 // writeNames writes sorted names as a section: a block's first name whole,
 // the others as the length shared with the one before and the rest; each
 // followed by its value when values is not nil.
-func (w *writer) writeNames(names []string, values []int) {
-	w.section(len(names), func(w *writer, i int) {
+func (s *sections) names(names []string, values []int) {
+	s.section(len(names), func(w *writer, i int) {
 		if i%blockSize == 0 {
 			w.str(names[i])
 		} else {
@@ -135,23 +217,10 @@ type nameBlock struct {
 // damagedBlock is what a block that fails its checks decodes to.
 var damagedBlock = &nameBlock{}
 
-// names reads a nameList and checks that its blocks' first names rise.
-func (r *reader) nameList(values bool, limit uint64) nameList {
-	l := nameList{section: r.section(), values: values, limit: limit}
-	if r.err != nil {
-		return nameList{}
-	}
-	nb := blocks(l.n)
-	l.cache = make([]atomic.Pointer[nameBlock], nb)
-	var prev []byte
-	for k := range nb {
-		first, ok := l.first(k)
-		if !ok || k > 0 && string(first) <= string(prev) {
-			r.fail()
-			return nameList{}
-		}
-		prev = first
-	}
+// nameList reads where a nameList is.
+func (r *reader) nameList(lb *lazyBody, base int, values bool, limit uint64) nameList {
+	l := nameList{section: r.section(lb, base), values: values, limit: limit}
+	l.cache = make([]atomic.Pointer[nameBlock], blocks(l.n))
 	return l
 }
 
@@ -174,6 +243,9 @@ func (l *nameList) decoded(k int) *nameBlock {
 
 func (l *nameList) decode(k int) *nameBlock {
 	r := l.block(k)
+	if r.err != nil {
+		return damagedBlock
+	}
 	n := l.entries(k)
 	// Every name of the block in one string: the first whole, then each
 	// one's shared part copied from the one before.
@@ -276,24 +348,21 @@ func (l *nameList) find(name string) (int, uint32, bool) {
 }
 
 // grantList is a section of grants (a role list and a permission list
-// each), kept once decoded.
+// each), kept once decoded: a slot per grant, made a block at a time.
 type grantList struct {
 	section
-	cache []atomic.Pointer[grant]
+	cache []atomic.Pointer[[blockSize]atomic.Pointer[grant]]
 }
 
-func (r *reader) grantList() grantList {
-	g := grantList{section: r.section()}
-	if r.err != nil {
-		return grantList{}
-	}
-	g.cache = make([]atomic.Pointer[grant], g.n)
+func (r *reader) grantList(lb *lazyBody, base int) grantList {
+	g := grantList{section: r.section(lb, base)}
+	g.cache = make([]atomic.Pointer[[blockSize]atomic.Pointer[grant]], blocks(g.n))
 	return g
 }
 
-// view is the lookup of a decoded snapshot: its payload, read in place.
+// view is the lookup of a decoded snapshot: its body, read in place.
 type view struct {
-	data             []byte
+	body             *lazyBody
 	roles, perms     nameList
 	closures, grants grantList
 	groups, machines nameList // values: grant numbers
@@ -331,11 +400,20 @@ func (v *view) role(name string) *grant {
 // grant returns entry i of list, decoding it, with names, the first time.
 // A damaged entry grants nothing.
 func (v *view) grant(list *grantList, i int) *grant {
-	if g := list.cache[i].Load(); g != nil {
+	if i < 0 || i >= list.n {
+		return noGrant
+	}
+	slots := list.cache[i/blockSize].Load()
+	if slots == nil {
+		list.cache[i/blockSize].CompareAndSwap(nil, new([blockSize]atomic.Pointer[grant]))
+		slots = list.cache[i/blockSize].Load()
+	}
+	slot := &slots[i%blockSize]
+	if g := slot.Load(); g != nil {
 		return g
 	}
 	g := v.decodeGrant(list, i)
-	list.cache[i].Store(g)
+	slot.Store(g)
 	return g
 }
 
