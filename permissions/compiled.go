@@ -547,12 +547,14 @@ func (r *reader) ids(limit uint64) []uint32 {
 
 // MaxSnapshotBytes is the largest compiled snapshot, counted once
 // decompressed, that apply and compile accept. A cold container's load
-// takes time in proportion to the compressed bytes (the read, the SDK's
-// decoding, the checksum) and to these (decompressing), and memory in
-// proportion to these. Measured at the CPU share of 128 MB (make bench,
-// BenchmarkColdScale): a 30,000-role policy compiles to 1.8 MB (about
-// 280 KB compressed). The bound keeps the largest snapshot well inside the
-// first load's 2 s and inside 128 MB: about 33,000 such roles.
+// costs the same at any size up to it (the checksum and the SDK's decoding
+// grow with the compressed bytes, a sixth as many); what grows with the body
+// is the memory a container holds once its tokens have read every block of
+// it. Measured (make bench, BenchmarkColdScale): the generated 30,000-role
+// policy compiles to 1.8 MB (292 KB compressed) and starts at 128 MB's CPU
+// share with a peak RSS under 16 MiB; decoded whole it would hold about
+// 20 MB. The bound, about 33,000 such roles, keeps even that well inside
+// 128 MB; larger policies are not measured, so not accepted.
 const MaxSnapshotBytes = 2 << 20
 
 // maxBodyBytes bounds what DecodeSnapshot decompresses, whatever a
