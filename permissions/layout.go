@@ -207,6 +207,7 @@ type nameList struct {
 	values bool
 	limit  uint64
 	cache  []atomic.Pointer[nameBlock]
+	firsts *atomic.Pointer[[]string] // each block's first name, read at the first search
 }
 
 type nameBlock struct {
@@ -219,7 +220,7 @@ var damagedBlock = &nameBlock{}
 
 // nameList reads where a nameList is.
 func (r *reader) nameList(lb *lazyBody, base int, values bool, limit uint64) nameList {
-	l := nameList{section: r.section(lb, base), values: values, limit: limit}
+	l := nameList{section: r.section(lb, base), values: values, limit: limit, firsts: new(atomic.Pointer[[]string])}
 	l.cache = make([]atomic.Pointer[nameBlock], blocks(l.n))
 	return l
 }
@@ -320,18 +321,12 @@ func (l *nameList) at(i int) (string, uint32, bool) {
 
 // find returns the position and value of name.
 func (l *nameList) find(name string) (int, uint32, bool) {
-	nb := blocks(l.n)
+	firsts := l.firstNames()
 	// The last block whose first name is at most name.
-	lo, hi := 0, nb
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if first, _ := l.first(m); string(first) <= name {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	k, found := binarySearch(len(firsts), func(k int) string { return firsts[k] }, name)
+	if !found {
+		k--
 	}
-	k := lo - 1
 	if k < 0 {
 		return 0, 0, false
 	}
@@ -345,6 +340,28 @@ func (l *nameList) find(name string) (int, uint32, bool) {
 		v = b.vals[j]
 	}
 	return k*blockSize + j, v, true
+}
+
+// firstNames returns every block's first name, read the first time the
+// list is searched (a token's first group or role lookup; that search
+// would read most of them anyway), so that later searches read none of
+// the body. Names that do not rise (a damaged body) leave nothing to
+// find.
+func (l *nameList) firstNames() []string {
+	if p := l.firsts.Load(); p != nil {
+		return *p
+	}
+	firsts := make([]string, blocks(l.n))
+	for k := range firsts {
+		b, ok := l.first(k)
+		if !ok || k > 0 && string(b) <= firsts[k-1] {
+			firsts = nil
+			break
+		}
+		firsts[k] = string(b)
+	}
+	l.firsts.Store(&firsts)
+	return firsts
 }
 
 // grantList is a section of grants (a role list and a permission list

@@ -11,8 +11,14 @@ import (
 	"github.com/pretoken/pretoken/permissions"
 )
 
+// benchHandler serves the generated policy of roles as a container does:
+// compiled, encoded, and decoded from its compiled form, read in place.
 func benchHandler(b *testing.B, roles int) *Handler {
-	snap, err := permissions.Compile(benchdata.Policy(roles), "bench")
+	compiled, err := permissions.Compile(benchdata.Policy(roles), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, err := permissions.DecodeSnapshot(permissions.EncodeSnapshot(compiled, "bench"), "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
