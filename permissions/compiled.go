@@ -23,7 +23,7 @@ import (
 //
 // Layout: SnapshotMagic, the format (2 bytes, big-endian), the payload's
 // length and the body's length once decompressed (4 bytes each), the
-// payload's SHA-256 (32 bytes), then the payload: the label (a length and
+// SHA-256 of those lengths and the payload (32 bytes), then the payload: the label (a length and
 // the bytes), then the body compressed with zstd. The body is uvarints,
 // strings as a length and bytes, id lists delta-coded, and the large parts
 // (names, closures, grants) as sections of blocks read in place (see
@@ -203,9 +203,16 @@ func seal(label string, body []byte) []byte {
 	binary.BigEndian.PutUint16(out[len(SnapshotMagic):], SnapshotFormat)
 	binary.BigEndian.PutUint32(out[lengthsAt:], uint32(len(w.b)))
 	binary.BigEndian.PutUint32(out[lengthsAt+4:], uint32(len(body)))
-	sum := sha256.Sum256(w.b)
-	copy(out[sumAt:], sum[:])
+	copy(out[sumAt:], checksum(out[lengthsAt:sumAt], w.b))
 	return append(out, w.b...)
+}
+
+// checksum is the SHA-256 of the header's lengths and the payload.
+func checksum(lengths, payload []byte) []byte {
+	h := sha256.New()
+	h.Write(lengths)
+	h.Write(payload)
+	return h.Sum(nil)
 }
 
 // checkHeader checks data's header and checksum, and returns the payload
@@ -225,7 +232,7 @@ func checkHeader(data []byte) (payload []byte, bodyLen int, err error) {
 	if uint64(len(payload)) != uint64(n) {
 		return nil, 0, fmt.Errorf("%w (%d bytes where %d were written)", ErrSnapshotDamaged, len(payload), n)
 	}
-	if sum := sha256.Sum256(payload); !bytes.Equal(sum[:], data[sumAt:headerLen]) {
+	if !bytes.Equal(checksum(data[lengthsAt:sumAt], payload), data[sumAt:headerLen]) {
 		return nil, 0, fmt.Errorf("%w (checksum)", ErrSnapshotDamaged)
 	}
 	return payload, int(binary.BigEndian.Uint32(data[lengthsAt+4:])), nil
@@ -266,14 +273,12 @@ func framed(payload []byte, n int) (*lazyBody, error) {
 	if r.err != nil || total != len(payload)-r.off {
 		return nil, ErrSnapshotDamaged
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxMemory(2*frameSize), zstd.WithDecoderMaxWindow(2*frameSize))
-	if err != nil {
-		return nil, err
-	}
-	b := &lazyBody{raw: make([]byte, n), frames: make([][]byte, count), done: make([]atomic.Bool, count), dec: dec}
+	// The frames are read when tokens need them: a copy of them, so that
+	// nothing the caller does to data later reaches the snapshot.
+	compressed := bytes.Clone(payload[r.off:])
+	b := &lazyBody{raw: make([]byte, n), frames: make([][]byte, count), done: make([]atomic.Bool, count)}
 	for i, l := range lengths {
-		b.frames[i] = r.bytes(l)
+		b.frames[i], compressed = compressed[:l:l], compressed[l:]
 	}
 	return b, nil
 }
@@ -358,8 +363,8 @@ func decodeBody(lb *lazyBody, version string) (*Snapshot, error) {
 		}
 		s.profiles[p.id] = p
 	}
-	if r.err == nil && len(r.b) != r.off {
-		r.fail() // bytes after the end
+	if r.err == nil && (len(r.b) != r.off || r.next != uint64(len(lb.raw)-base)) {
+		r.fail() // bytes after the end of the head, or of the last section
 	}
 	if r.err == nil {
 		if s.defaults = v.grant(&v.grants, int(def)); s.defaults == noGrant || s.profiles[DefaultProfile] == nil {
@@ -434,9 +439,10 @@ func (w *writer) ids(list []uint32) {
 // later read then returns zero values, so decoding runs to its end without
 // checks at every step and never indexes out of range.
 type reader struct {
-	b   []byte
-	off int
-	err error
+	b    []byte
+	off  int
+	err  error
+	next uint64 // where the next section must start, from the end of the head
 }
 
 func (r *reader) fail() {
@@ -531,9 +537,13 @@ func (r *reader) ids(limit uint64) []uint32 {
 	var id uint64
 	for i := range out {
 		d := r.uvarint()
-		if i == 0 {
+		switch {
+		case i == 0:
 			id = d
-		} else {
+		case d >= limit-id-1: // past the limit; checked before adding, so it cannot wrap
+			r.fail()
+			return nil
+		default:
 			id += d + 1
 		}
 		if r.err != nil || id >= limit {
@@ -557,9 +567,9 @@ func (r *reader) ids(limit uint64) []uint32 {
 // 128 MB; larger policies are not measured, so not accepted.
 const MaxSnapshotBytes = 2 << 20
 
-// maxBodyBytes bounds what DecodeSnapshot decompresses, whatever a
-// damaged header says.
-const maxBodyBytes = 4 * MaxSnapshotBytes
+// maxBodyBytes bounds what DecodeSnapshot decompresses: what apply and
+// compile accept.
+const maxBodyBytes = MaxSnapshotBytes
 
 // ErrSnapshotTooLarge: the compiled policy would not load in time, or in
 // the memory, of the smallest function the README allows.

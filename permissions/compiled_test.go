@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -497,5 +498,107 @@ func TestDecodedConcurrentUse(t *testing.T) {
 	close(errs)
 	for diff := range errs {
 		t.Fatalf("(-compiled +decoded):\n%s", diff)
+	}
+}
+
+// bigPolicy has enough roles and groups for a body of several frames.
+func bigPolicy() *Policy {
+	p := &Policy{Roles: map[string]Role{}, Groups: map[string][]string{},
+		Clients: map[string]ClientProfile{DefaultProfile: {AccessToken: TokenProfile{Scopes: true}}}}
+	for i := range 3000 {
+		name := fmt.Sprintf("role%05d", i)
+		p.Roles[name] = Role{Permissions: []string{name + ":read", name + ":write"}}
+		p.Groups["group"+name] = []string{name}
+	}
+	return p
+}
+
+// TestCompiledLengthsChecksummed: the header's lengths are under the
+// checksum; a body length that still fits the last frame is refused at
+// load, not found wrong when that frame is first read.
+func TestCompiledLengthsChecksummed(t *testing.T) {
+	data := EncodeSnapshot(mustCompile(t, bigPolicy()), "label")
+	if n := binary.BigEndian.Uint32(data[lengthsAt+4:]); n < 2*frameSize {
+		t.Fatalf("body of %d bytes: the test needs several frames", n)
+	}
+	for _, delta := range []int32{1, -1} {
+		bad := bytes.Clone(data)
+		binary.BigEndian.PutUint32(bad[lengthsAt+4:], uint32(int32(binary.BigEndian.Uint32(bad[lengthsAt+4:]))+delta))
+		if _, err := DecodeSnapshot(bad, "v"); !errors.Is(err, ErrSnapshotDamaged) {
+			t.Errorf("body length %+d: %v", delta, err)
+		}
+	}
+}
+
+// TestDamagedBlockGrantsNothing: a block whose shared prefix overflows
+// an int, or is longer than the name before it, decodes to nothing; no
+// panic.
+func TestDamagedBlockGrantsNothing(t *testing.T) {
+	for _, shared := range []uint64{math.MaxUint64, 1 << 63, 2} {
+		var secs sections
+		secs.section(2, func(w *writer, i int) {
+			if i == 0 {
+				w.str("a")
+				return
+			}
+			w.uvarint(shared)
+			w.str("bc")
+		})
+		head := append(binary.AppendUvarint(nil, uint64(len(secs.head.b))), secs.head.b...)
+		lb := wholeBody(append(bytes.Clone(head), secs.area.b...))
+		r := reader{b: lb.raw[:len(head)], off: len(head) - len(secs.head.b)}
+		l := r.nameList(lb, len(head), false, 0)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if _, _, found, answered := l.search("abc"); found || answered {
+			t.Errorf("shared %d: found %v, answered %v: want a damaged block", shared, found, answered)
+		}
+		if _, _, ok := l.at(1); ok {
+			t.Errorf("shared %d: entry 1 read from a damaged block", shared)
+		}
+	}
+}
+
+// TestDamagedPermissionsSuppress: where a profile adds scopes without a
+// prefix, a requested scope named as a permission is suppressed unless
+// granted; a damaged permissions section must not make it look like no
+// permission (which would let it through).
+func TestDamagedPermissionsSuppress(t *testing.T) {
+	p := bigPolicy()
+	s, err := DecodeSnapshot(EncodeSnapshot(mustCompile(t, p), "label"), "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := Subject{Scopes: []string{"role01234:write"}}
+	if got := s.Resolve(sub).Access.ScopesToSuppress; !slices.Contains(got, "role01234:write") {
+		t.Fatalf("intact: suppressed %v", got)
+	}
+	v := s.ix.(*view)
+	lb := wholeBody(bytes.Clone(v.body.all()))
+	for k := 1; k < blocks(v.perms.n); k++ { // every block's offset past the section
+		binary.LittleEndian.PutUint32(lb.raw[v.perms.table+4*k:], math.MaxUint32)
+	}
+	damaged, err := decodeBody(lb, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := damaged.Resolve(sub).Access.ScopesToSuppress; !slices.Contains(got, "role01234:write") {
+		t.Errorf("damaged permissions: suppressed %v, letting role01234:write through", got)
+	}
+}
+
+// TestIDsDoNotWrap: a gap that would wrap past 2^64 is refused, not read
+// as a repeated or smaller id.
+func TestIDsDoNotWrap(t *testing.T) {
+	for _, gap := range []uint64{math.MaxUint64, math.MaxUint64 - 1, 10} {
+		var w writer
+		w.uvarint(2)
+		w.uvarint(5)
+		w.uvarint(gap)
+		r := reader{b: w.b}
+		if ids := r.ids(10); r.err == nil {
+			t.Errorf("gap %d: read %v", gap, ids)
+		}
 	}
 }

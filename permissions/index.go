@@ -1,6 +1,7 @@
 package permissions
 
 import (
+	"sync"
 	"sync/atomic"
 )
 
@@ -83,15 +84,15 @@ func binarySearch(n int, name func(int) string, target string) (int, bool) {
 type scopeTable struct {
 	prefix string
 	ix     lookup
-	blocks []atomic.Pointer[[blockSize]string]
+	once   sync.Once
+	blocks []atomic.Pointer[[blockSize]string] // made at the first token
 }
 
-func newScopeTable(prefix string, ix lookup) *scopeTable {
-	return &scopeTable{prefix: prefix, ix: ix, blocks: make([]atomic.Pointer[[blockSize]string], blocks(ix.numPerms()))}
-}
+func newScopeTable(prefix string, ix lookup) *scopeTable { return &scopeTable{prefix: prefix, ix: ix} }
 
 // at returns the scope of permission id (below numPerms).
 func (t *scopeTable) at(id uint32) string {
+	t.once.Do(func() { t.blocks = make([]atomic.Pointer[[blockSize]string], blocks(t.ix.numPerms())) })
 	k := id / blockSize
 	b := t.blocks[k].Load()
 	if b == nil {

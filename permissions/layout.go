@@ -31,6 +31,10 @@ import (
 // blockSize is the number of entries in a section's block.
 const blockSize = 16
 
+// maxNameBytes bounds a name in a compiled snapshot: validation allows
+// 256 bytes at most; more is damage, refused before it is copied.
+const maxNameBytes = 1024
+
 // frameSize is how much of the body a compressed frame holds.
 const frameSize = 16 << 10
 
@@ -44,7 +48,6 @@ type lazyBody struct {
 	frames  [][]byte // compressed; nil once decompressed (or for a body given whole)
 	done    []atomic.Bool
 	mu      sync.Mutex // held while a frame is decompressed
-	dec     *zstd.Decoder
 	scratch []byte
 	failed  atomic.Bool
 }
@@ -89,7 +92,7 @@ func (b *lazyBody) decompress(k int) bool {
 	}
 	start := k * frameSize
 	want := min(frameSize, len(b.raw)-start)
-	out, err := b.dec.DecodeAll(b.frames[k], b.scratch[:0])
+	out, err := frameDecoder().DecodeAll(b.frames[k], b.scratch[:0])
 	if err != nil || len(out) != want {
 		b.failed.Store(true) // a frame that passed the checksum and does not decompress: damaged
 		return false
@@ -109,6 +112,17 @@ func (b *lazyBody) all() []byte {
 	return b.raw
 }
 
+// frameDecoder decompresses every snapshot's frames: one decoder, safe
+// for concurrent use, whose buffers every load reuses.
+var frameDecoder = sync.OnceValue(func() *zstd.Decoder {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(2*frameSize), zstd.WithDecoderMaxWindow(2*frameSize))
+	if err != nil {
+		panic(err) // the options are constants
+	}
+	return dec
+})
+
 // section locates a section's blocks in the body.
 type section struct {
 	lb          *lazyBody
@@ -122,7 +136,7 @@ type section struct {
 func (r *reader) section(lb *lazyBody, base int) section {
 	n, rel, size := r.uvarint(), r.uvarint(), r.uvarint()
 	limit := uint64(len(lb.raw) - base)
-	if n > limit { // every entry takes a byte at least
+	if n > limit || rel != r.next { // every entry takes a byte at least; each section follows the one before
 		r.fail()
 	}
 	nb := uint64(blocks(int(min(n, limit))))
@@ -131,6 +145,7 @@ func (r *reader) section(lb *lazyBody, base int) section {
 		return section{lb: lb}
 	}
 	sec := section{lb: lb, n: int(n)}
+	r.next = rel + 4*nb + size
 	sec.table = base + int(rel)
 	sec.body = sec.table + int(4*nb)
 	sec.end = sec.body + int(size)
@@ -207,7 +222,7 @@ type nameList struct {
 	values bool
 	limit  uint64
 	cache  []atomic.Pointer[nameBlock]
-	firsts *atomic.Pointer[[]string] // each block's first name, read at the first search
+	firsts *firstNames
 }
 
 type nameBlock struct {
@@ -220,7 +235,7 @@ var damagedBlock = &nameBlock{}
 
 // nameList reads where a nameList is.
 func (r *reader) nameList(lb *lazyBody, base int, values bool, limit uint64) nameList {
-	l := nameList{section: r.section(lb, base), values: values, limit: limit, firsts: new(atomic.Pointer[[]string])}
+	l := nameList{section: r.section(lb, base), values: values, limit: limit, firsts: new(firstNames)}
 	l.cache = make([]atomic.Pointer[nameBlock], blocks(l.n))
 	return l
 }
@@ -262,7 +277,11 @@ func (l *nameList) decode(k int) *nameBlock {
 	total, prevLen := 0, 0
 	for i := range parts {
 		if i > 0 {
-			parts[i].shared = int(r.uvarint())
+			shared := r.uvarint()
+			if shared > uint64(prevLen) {
+				return damagedBlock
+			}
+			parts[i].shared = int(shared)
 		}
 		parts[i].rest = r.strInPlace()
 		if l.values {
@@ -272,7 +291,7 @@ func (l *nameList) decode(k int) *nameBlock {
 			}
 			out.vals[i] = uint32(v)
 		}
-		if r.err != nil || parts[i].shared > prevLen {
+		if r.err != nil || parts[i].shared+len(parts[i].rest) > maxNameBytes {
 			return damagedBlock
 		}
 		prevLen = parts[i].shared + len(parts[i].rest)
@@ -321,47 +340,69 @@ func (l *nameList) at(i int) (string, uint32, bool) {
 
 // find returns the position and value of name.
 func (l *nameList) find(name string) (int, uint32, bool) {
-	firsts := l.firstNames()
+	i, v, found, _ := l.search(name)
+	return i, v, found
+}
+
+// search finds name; answered is false when a damaged block stood in the
+// way, so that the list cannot say the name is not in it.
+func (l *nameList) search(name string) (i int, v uint32, found, answered bool) {
+	nb := blocks(l.n)
 	// The last block whose first name is at most name.
-	k, found := binarySearch(len(firsts), func(k int) string { return firsts[k] }, name)
-	if !found {
-		k--
+	lo, hi := 0, nb
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		first, ok := l.firstName(m)
+		if !ok {
+			return 0, 0, false, false
+		}
+		if first <= name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
+	k := lo - 1
 	if k < 0 {
-		return 0, 0, false
+		return 0, 0, false, true
 	}
 	b := l.decoded(k)
+	if b == damagedBlock {
+		return 0, 0, false, false
+	}
 	j, ok := binarySearch(len(b.names), func(j int) string { return b.names[j] }, name)
 	if !ok {
-		return 0, 0, false
+		return 0, 0, false, true
 	}
-	var v uint32
 	if b.vals != nil {
 		v = b.vals[j]
 	}
-	return k*blockSize + j, v, true
+	return k*blockSize + j, v, true, true
 }
 
-// firstNames returns every block's first name, read the first time the
-// list is searched (a token's first group or role lookup; that search
-// would read most of them anyway), so that later searches read none of
-// the body. Names that do not rise (a damaged body) leave nothing to
-// find.
-func (l *nameList) firstNames() []string {
-	if p := l.firsts.Load(); p != nil {
-		return *p
+// firstName returns block k's first name, read from the body the first
+// time a search needs it and kept: a search reads about log2(blocks) of
+// them, and later searches read none of the body.
+func (l *nameList) firstName(k int) (string, bool) {
+	f := l.firsts
+	f.once.Do(func() { f.slots = make([]atomic.Pointer[string], blocks(l.n)) })
+	slot := &f.slots[k]
+	if s := slot.Load(); s != nil {
+		return *s, true
 	}
-	firsts := make([]string, blocks(l.n))
-	for k := range firsts {
-		b, ok := l.first(k)
-		if !ok || k > 0 && string(b) <= firsts[k-1] {
-			firsts = nil
-			break
-		}
-		firsts[k] = string(b)
+	b, ok := l.first(k)
+	if !ok || len(b) > maxNameBytes {
+		return "", false
 	}
-	l.firsts.Store(&firsts)
-	return firsts
+	s := string(b)
+	slot.Store(&s)
+	return s, true
+}
+
+// firstNames keeps the first names a list's searches have read.
+type firstNames struct {
+	once  sync.Once
+	slots []atomic.Pointer[string] // by block, made at the first search
 }
 
 // grantList is a section of grants (a role list and a permission list
@@ -392,7 +433,14 @@ func (v *view) machine(clientID string) *grant { return v.granted(&v.machines, c
 func (v *view) roleName(id uint32) string      { s, _, _ := v.roles.at(int(id)); return s }
 func (v *view) permName(id uint32) string      { s, _, _ := v.perms.at(int(id)); return s }
 func (v *view) numPerms() int                  { return v.perms.n }
-func (v *view) isPerm(name string) bool        { _, _, ok := v.perms.find(name); return ok }
+
+// isPerm reports whether the policy holds permission name; a damaged
+// block in the way answers yes, so that a scope is suppressed rather than
+// let through.
+func (v *view) isPerm(name string) bool {
+	_, _, found, answered := v.perms.search(name)
+	return found || !answered
+}
 func (v *view) granted(l *nameList, name string) *grant {
 	if _, ref, ok := l.find(name); ok {
 		return v.grant(&v.grants, int(ref))
