@@ -27,9 +27,9 @@ import (
 // the bytes), then the body compressed with zstd. The body is uvarints,
 // strings as a length and bytes, id lists delta-coded, and the large parts
 // (names, closures, grants) as sections of blocks read in place (see
-// layout.go). Compressed, the body is a sixth of its size: what DynamoDB
-// reads and the SDK decodes (as base64 in JSON) at a cold start shrinks
-// with it, for about 2 ms of CPU to decompress 30,000 roles. Nothing in it
+// layout.go), compressed in frames that are decompressed when first read.
+// Compressed, the body is a sixth of its size: what DynamoDB reads and the
+// SDK decodes (as base64 in JSON) at a cold start shrinks with it. Nothing in it
 // is trusted before the checksum matches, and every count, offset and id
 // is checked against what is there, so damaged input is refused or grants
 // nothing, never misread.
@@ -190,14 +190,14 @@ func orEmpty(refs []int) []int {
 func seal(label string, body []byte) []byte {
 	var w writer
 	w.str(label)
-	var frames []byte
-	w.uvarint(uint64((len(body) + frameSize - 1) / frameSize))
+	var compressed []byte
+	w.uvarint(uint64(frames(len(body))))
 	for at := 0; at < len(body); at += frameSize {
-		n := len(frames)
-		frames = compress(frames, body[at:min(at+frameSize, len(body))])
-		w.uvarint(uint64(len(frames) - n))
+		n := len(compressed)
+		compressed = compress(compressed, body[at:min(at+frameSize, len(body))])
+		w.uvarint(uint64(len(compressed) - n))
 	}
-	w.b = append(w.b, frames...)
+	w.b = append(w.b, compressed...)
 	out := make([]byte, headerLen, headerLen+len(w.b))
 	copy(out, SnapshotMagic)
 	binary.BigEndian.PutUint16(out[len(SnapshotMagic):], SnapshotFormat)
@@ -261,7 +261,7 @@ func framed(payload []byte, n int) (*lazyBody, error) {
 	}
 	r := reader{b: payload}
 	count := r.count()
-	if count != (n+frameSize-1)/frameSize {
+	if count != frames(n) {
 		return nil, ErrSnapshotDamaged
 	}
 	lengths := make([]int, count)
@@ -286,23 +286,31 @@ func framed(payload []byte, n int) (*lazyBody, error) {
 // DecodeSnapshot reads a compiled snapshot and labels it version. It
 // refuses (ErrSnapshotFormat, ErrSnapshotDamaged) anything but an intact
 // snapshot of SnapshotFormat. The snapshot it returns has no Policy, and
-// reads its body in place: its load is the checksum, the decompression,
-// the block tables and the client profiles, whatever the number of roles.
+// reads its body in place: its load is the checksum and the head's frame,
+// whatever the number of roles.
 func DecodeSnapshot(data []byte, version string) (*Snapshot, error) {
+	s, _, err := decodeLabelled(data, version)
+	return s, err
+}
+
+// decodeLabelled is DecodeSnapshot, also returning the label it was
+// encoded with (read under the same checksum).
+func decodeLabelled(data []byte, version string) (*Snapshot, string, error) {
 	payload, n, err := checkHeader(data)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	r := reader{b: payload}
-	r.str() // the label: CompiledLabel reads it
+	label := r.str()
 	if r.err != nil {
-		return nil, r.err
+		return nil, "", r.err
 	}
 	lb, err := framed(payload[r.off:], n)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return decodeBody(lb, version)
+	s, err := decodeBody(lb, version)
+	return s, label, err
 }
 
 // decodeBody reads a snapshot's body, labelled version: the head only;
@@ -603,10 +611,11 @@ func ServeFile(path string) (*Snapshot, error) {
 		}
 		return Compile(p, ContentHash(data))
 	}
-	s, err := DecodeSnapshot(data, CompiledLabel(data))
+	s, label, err := decodeLabelled(data, "")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	s.version = label
 	return s, nil
 }
 

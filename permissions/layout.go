@@ -14,7 +14,7 @@ import (
 // keeps it). The body is compressed in frames of frameSize bytes, each on
 // its own, and a frame is decompressed the first time something in it is
 // read. A cold container's load is the checksum, the first frame (the head:
-// limits, client profiles, where each section is) and nothing else,
+// limits, client profiles, where each section is) and the defaults' grant,
 // whatever the policy's size; its first token reads the few frames that
 // hold its groups, roles and permissions.
 //
@@ -40,6 +40,9 @@ const frameSize = 16 << 10
 
 func blocks(n int) int { return (n + blockSize - 1) / blockSize }
 
+// frames is the number of frames of a body of n bytes.
+func frames(n int) int { return (n + frameSize - 1) / frameSize }
+
 func le32(b []byte, at int) uint32 { return binary.LittleEndian.Uint32(b[at:]) }
 
 // lazyBody is a snapshot's body, decompressed a frame at a time.
@@ -54,7 +57,7 @@ type lazyBody struct {
 
 // wholeBody is a body given decompressed.
 func wholeBody(raw []byte) *lazyBody {
-	b := &lazyBody{raw: raw, done: make([]atomic.Bool, (len(raw)+frameSize-1)/frameSize)}
+	b := &lazyBody{raw: raw, done: make([]atomic.Bool, frames(len(raw)))}
 	for i := range b.done {
 		b.done[i].Store(true)
 	}
@@ -193,7 +196,7 @@ func (s *sections) section(n int, item func(w *writer, i int)) {
 	s.area.b = append(s.area.b, blocks.b...)
 }
 
-// writeNames writes sorted names as a section: a block's first name whole,
+// names writes sorted names as a section: a block's first name whole,
 // the others as the length shared with the one before and the rest; each
 // followed by its value when values is not nil.
 func (s *sections) names(names []string, values []int) {
