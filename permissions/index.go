@@ -1,10 +1,5 @@
 package permissions
 
-import (
-	"sync"
-	"sync/atomic"
-)
-
 // lookup is where a Snapshot finds grants and names. Compile builds tables
 // (Go slices and maps, from the policy); DecodeSnapshot reads the compiled
 // form in place (view), decoding a part only when a token first needs it,
@@ -84,19 +79,16 @@ func binarySearch(n int, name func(int) string, target string) (int, bool) {
 type scopeTable struct {
 	prefix string
 	ix     lookup
-	once   sync.Once
-	blocks []atomic.Pointer[[blockSize]string] // made at the first token
+	blocks slots[[blockSize]string]
 }
 
 func newScopeTable(prefix string, ix lookup) *scopeTable { return &scopeTable{prefix: prefix, ix: ix} }
 
 // at returns the scope of permission id (below numPerms).
 func (t *scopeTable) at(id uint32) string {
-	t.once.Do(func() { t.blocks = make([]atomic.Pointer[[blockSize]string], blocks(t.ix.numPerms())) })
 	k := id / blockSize
-	b := t.blocks[k].Load()
-	if b == nil {
-		b = new([blockSize]string)
+	return t.blocks.get(blocks(t.ix.numPerms()), int(k), func() *[blockSize]string {
+		b := new([blockSize]string)
 		lo, hi := k*blockSize, min((k+1)*blockSize, uint32(t.ix.numPerms()))
 		n := 0
 		for p := lo; p < hi; p++ {
@@ -111,9 +103,8 @@ func (t *scopeTable) at(id uint32) string {
 			l := len(t.prefix) + len(t.ix.permName(p))
 			b[p-lo], at = all[at:at+l], at+l
 		}
-		t.blocks[k].Store(b)
-	}
-	return b[id%blockSize]
+		return b
+	})[id%blockSize]
 }
 
 // bitset is a set of permission numbers.

@@ -45,6 +45,29 @@ func frames(n int) int { return (n + frameSize - 1) / frameSize }
 
 func le32(b []byte, at int) uint32 { return binary.LittleEndian.Uint32(b[at:]) }
 
+// slots keeps a value per block of a list, made the first time it is
+// asked for; the slots themselves are made at the first ask, not at load.
+// Two goroutines may both make a value: the first one kept is the one both
+// get.
+type slots[T any] struct {
+	once sync.Once
+	of   []atomic.Pointer[T]
+}
+
+// get returns value k of n, made by mk the first time; a nil from mk is
+// not kept (it is asked for again).
+func (s *slots[T]) get(n, k int, mk func() *T) *T {
+	s.once.Do(func() { s.of = make([]atomic.Pointer[T], n) })
+	if v := s.of[k].Load(); v != nil {
+		return v
+	}
+	v := mk()
+	if v == nil || s.of[k].CompareAndSwap(nil, v) {
+		return v
+	}
+	return s.of[k].Load()
+}
+
 // lazyBody is a snapshot's body, decompressed a frame at a time.
 type lazyBody struct {
 	raw     []byte   // the body; frame k, once decompressed, at k*frameSize
@@ -224,8 +247,8 @@ type nameList struct {
 	section
 	values bool
 	limit  uint64
-	cache  []atomic.Pointer[nameBlock]
-	firsts *firstNames
+	blocks *slots[nameBlock] // decoded blocks
+	firsts *slots[string]    // blocks' first names, as searches read them
 }
 
 type nameBlock struct {
@@ -238,9 +261,7 @@ var damagedBlock = &nameBlock{}
 
 // nameList reads where a nameList is.
 func (r *reader) nameList(lb *lazyBody, base int, values bool, limit uint64) nameList {
-	l := nameList{section: r.section(lb, base), values: values, limit: limit, firsts: new(firstNames)}
-	l.cache = make([]atomic.Pointer[nameBlock], blocks(l.n))
-	return l
+	return nameList{section: r.section(lb, base), values: values, limit: limit, blocks: new(slots[nameBlock]), firsts: new(slots[string])}
 }
 
 // first is block k's first name, read in place.
@@ -252,12 +273,7 @@ func (l *nameList) first(k int) ([]byte, bool) {
 
 // decoded returns block k, decoding it the first time.
 func (l *nameList) decoded(k int) *nameBlock {
-	if b := l.cache[k].Load(); b != nil {
-		return b
-	}
-	b := l.decode(k)
-	l.cache[k].Store(b)
-	return b
+	return l.blocks.get(blocks(l.n), k, func() *nameBlock { return l.decode(k) })
 }
 
 func (l *nameList) decode(k int) *nameBlock {
@@ -387,38 +403,29 @@ func (l *nameList) search(name string) (i int, v uint32, found, answered bool) {
 // time a search needs it and kept: a search reads about log2(blocks) of
 // them, and later searches read none of the body.
 func (l *nameList) firstName(k int) (string, bool) {
-	f := l.firsts
-	f.once.Do(func() { f.slots = make([]atomic.Pointer[string], blocks(l.n)) })
-	slot := &f.slots[k]
-	if s := slot.Load(); s != nil {
-		return *s, true
-	}
-	b, ok := l.first(k)
-	if !ok || len(b) > maxNameBytes {
+	first := l.firsts.get(blocks(l.n), k, func() *string {
+		b, ok := l.first(k)
+		if !ok || len(b) > maxNameBytes {
+			return nil
+		}
+		s := string(b)
+		return &s
+	})
+	if first == nil {
 		return "", false
 	}
-	s := string(b)
-	slot.Store(&s)
-	return s, true
-}
-
-// firstNames keeps the first names a list's searches have read.
-type firstNames struct {
-	once  sync.Once
-	slots []atomic.Pointer[string] // by block, made at the first search
+	return *first, true
 }
 
 // grantList is a section of grants (a role list and a permission list
 // each), kept once decoded: a slot per grant, made a block at a time.
 type grantList struct {
 	section
-	cache []atomic.Pointer[[blockSize]atomic.Pointer[grant]]
+	blocks *slots[[blockSize]atomic.Pointer[grant]]
 }
 
 func (r *reader) grantList(lb *lazyBody, base int) grantList {
-	g := grantList{section: r.section(lb, base)}
-	g.cache = make([]atomic.Pointer[[blockSize]atomic.Pointer[grant]], blocks(g.n))
-	return g
+	return grantList{section: r.section(lb, base), blocks: new(slots[[blockSize]atomic.Pointer[grant]])}
 }
 
 // view is the lookup of a decoded snapshot: its body, read in place.
@@ -471,12 +478,10 @@ func (v *view) grant(list *grantList, i int) *grant {
 	if i < 0 || i >= list.n {
 		return noGrant
 	}
-	slots := list.cache[i/blockSize].Load()
-	if slots == nil {
-		list.cache[i/blockSize].CompareAndSwap(nil, new([blockSize]atomic.Pointer[grant]))
-		slots = list.cache[i/blockSize].Load()
-	}
-	slot := &slots[i%blockSize]
+	block := list.blocks.get(blocks(list.n), i/blockSize, func() *[blockSize]atomic.Pointer[grant] {
+		return new([blockSize]atomic.Pointer[grant])
+	})
+	slot := &block[i%blockSize]
 	if g := slot.Load(); g != nil {
 		return g
 	}
@@ -497,29 +502,30 @@ func (v *view) decodeGrant(list *grantList, i int) *grant {
 	if r.err != nil {
 		return noGrant
 	}
-	g.roleNames = make([]string, len(g.roles))
-	for j, id := range g.roles {
-		s, _, ok := v.roles.at(int(id))
-		if !ok {
-			return noGrant
-		}
-		g.roleNames[j] = s
-	}
-	g.permNames = make([]string, len(g.perms))
-	for j, id := range g.perms {
-		s, _, ok := v.perms.at(int(id))
-		if !ok {
-			return noGrant
-		}
-		g.permNames[j] = s
-	}
-	if len(g.roles) == 0 {
-		g.roleNames = nil
-	}
-	if len(g.perms) == 0 {
-		g.permNames = nil
+	var rok, pok bool
+	g.roleNames, rok = v.roles.names(g.roles)
+	g.permNames, pok = v.perms.names(g.perms)
+	if !rok || !pok {
+		return noGrant
 	}
 	return &g
+}
+
+// names returns the names of ids (nil for none); false if a block that
+// holds one is damaged.
+func (l *nameList) names(ids []uint32) ([]string, bool) {
+	if len(ids) == 0 {
+		return nil, true
+	}
+	out := make([]string, len(ids))
+	for j, id := range ids {
+		s, _, ok := l.at(int(id))
+		if !ok {
+			return nil, false
+		}
+		out[j] = s
+	}
+	return out, true
 }
 
 // skipIDs passes over an id list that writer.ids wrote.
