@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -113,6 +114,24 @@ func StartIsolated(t testing.TB, binary string, env map[string]string) *Function
 
 func start(t testing.TB, binary string, base []string, env map[string]string) *Function {
 	t.Helper()
+	// FreePort's ports were free a moment ago; a test running beside this
+	// one can take one first, and the emulator then exits at once. A fresh
+	// pair of ports is tried then, twice at most.
+	for attempt := 1; ; attempt++ {
+		f, taken := launch(t, binary, base, env)
+		if !taken {
+			return f
+		}
+		if attempt == 3 {
+			t.Fatalf("aws-lambda-rie found its ports taken three times:\n%s", f.Logs())
+		}
+	}
+}
+
+// launch starts the emulator on two free ports; taken is true when one of
+// them was taken meanwhile (the emulator is stopped then).
+func launch(t testing.TB, binary string, base []string, env map[string]string) (f *Function, taken bool) {
+	t.Helper()
 	rie := RIE(t)
 	port, apiPort := FreePort(t), FreePort(t)
 	cmd := exec.Command(rie,
@@ -123,7 +142,7 @@ func start(t testing.TB, binary string, base []string, env map[string]string) *F
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	f := &Function{URL: fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", port), logs: &syncBuffer{}}
+	f = &Function{URL: fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", port), logs: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = f.logs, f.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	f.Started = time.Now()
@@ -148,7 +167,11 @@ func start(t testing.TB, binary string, base []string, env map[string]string) *F
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
-			return f
+			return f, false
+		}
+		if strings.Contains(f.Logs(), "address already in use") {
+			f.stop()
+			return f, true
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("aws-lambda-rie did not listen within 10s:\n%s", f.Logs())
