@@ -18,14 +18,7 @@ import (
 // provider that sends the same group, get nothing from it, and the log line
 // says why; only Okta's own users get Okta's roles.
 func TestIdPGroupsNeedTheirProvider(t *testing.T) {
-	p, err := permissions.ReadFile("../examples/tenants.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := permissions.Compile(p, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := loadSnapshot(t, "../examples/tenants.yaml")
 	for _, c := range []struct {
 		name, identities, groups string
 		want                     []any

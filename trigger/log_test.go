@@ -16,14 +16,7 @@ import (
 // that Explain returns, field for field, and every metric of the table is
 // named in the _aws block with its unit and is a member of the line.
 func TestRecordIsTheDecision(t *testing.T) {
-	p, err := permissions.ReadFile("../examples/tenants.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := permissions.Compile(p, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := loadSnapshot(t, "../examples/tenants.yaml")
 	users := &memUsers{users: map[string]permissions.User{"u-1": {Memberships: map[string][]string{"acme": {"member"}, "globex": {"member"}}, Active: "acme"}}}
 	var logs bytes.Buffer
 	h := New(Static{S: snap}, zerolog.New(&logs), WithUsers(users, false), WithMetrics("fn"))
