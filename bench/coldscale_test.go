@@ -65,13 +65,22 @@ func confined(b *testing.B, cgroup, bin string) (wrapper, pidFile string) {
 	return wrapper, pidFile
 }
 
-// peakRSS is the process's peak resident set, in MiB.
-func peakRSS(pidFile string) float64 {
+// procDir is /proc's directory of the process whose id is in pidFile.
+func procDir(pidFile string) (string, bool) {
 	pid, err := os.ReadFile(pidFile)
 	if err != nil {
+		return "", false
+	}
+	return "/proc/" + strings.TrimSpace(string(pid)), true
+}
+
+// peakRSS is the process's peak resident set, in MiB.
+func peakRSS(pidFile string) float64 {
+	dir, ok := procDir(pidFile)
+	if !ok {
 		return -1
 	}
-	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/status")
+	status, err := os.ReadFile(dir + "/status")
 	if err != nil {
 		return -1
 	}
@@ -87,11 +96,11 @@ func peakRSS(pidFile string) float64 {
 // its threads of the kernel's scheduler accounting (nanoseconds), which is
 // what the quota throttles and far steadier than wall time.
 func cpuTime(pidFile string) float64 {
-	pid, err := os.ReadFile(pidFile)
-	if err != nil {
+	dir, ok := procDir(pidFile)
+	if !ok {
 		return -1
 	}
-	stats, _ := filepath.Glob("/proc/" + strings.TrimSpace(string(pid)) + "/task/*/schedstat")
+	stats, _ := filepath.Glob(dir + "/task/*/schedstat")
 	var ns float64
 	for _, f := range stats {
 		b, err := os.ReadFile(f)
@@ -109,11 +118,11 @@ func cpuTime(pidFile string) float64 {
 // pageFaults is the number of minor page faults the process has taken so
 // far: every page of memory or of the binary it touched for the first time.
 func pageFaults(pidFile string) float64 {
-	pid, err := os.ReadFile(pidFile)
-	if err != nil {
+	dir, ok := procDir(pidFile)
+	if !ok {
 		return -1
 	}
-	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return -1
 	}
