@@ -39,9 +39,11 @@ func Actions(who Who) []string {
 	var a []string
 	switch who {
 	case Trigger:
-		// BatchGetItem: META/VERSION and the inline policy in one request;
+		// BatchGetItem: META/VERSION with the compiled snapshot's copy in
+		// one request, and the snapshot's chunks when it has several;
 		// GetItem: the version check; Query: a user's items (assignments,
-		// memberships, active tenant), and a policy too large to inline.
+		// memberships, active tenant), and the items of a policy that an
+		// older pretoken applied.
 		a = []string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
 	case Readonly:
 		a = []string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}

@@ -185,8 +185,8 @@ func TestLoadPolicyChangesUnderConcurrentInvocations(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	counts := r.proxy.Counts()
-	// A reload is a GetItem of the version item and one BatchGetItem of the
-	// compiled snapshot's chunks; a version check is one GetItem. Each
+	// A reload is one BatchGetItem of the version item and the compiled
+	// snapshot's copy; a version check is one GetItem. Each
 	// change is served before the next lands (waitServed), so each costs
 	// exactly one reload: never two (the reload is shared), never none.
 	if counts["BatchGetItem"] != changes || counts["Query"] != 0 {

@@ -20,12 +20,24 @@ import (
 //	POLICY#<g>      SNAPSHOT#<nnn>  {data}: chunk nnn of the compiled policy
 //
 // and META/VERSION counts the chunks (snapshotChunks) and names their format
-// (snapshotFormat). A cold container reads META/VERSION and then every
-// chunk in one BatchGetItem, and decodes them: it never reads the policy's
-// own items and never compiles.
+// (snapshotFormat). A snapshot of one chunk (30,000 generated roles compress
+// to under 300 KB) is also written whole into
+//
+//	META            SNAPSHOT        {version N, format F, data}
+//
+// by the switch's transaction, with no data when there is more than one
+// chunk. A cold container reads META/VERSION and META/SNAPSHOT in one
+// BatchGetItem, and when the copy is of the version it is served: one
+// request. Otherwise it reads every chunk of the version's generation in a
+// second BatchGetItem. Either way it decodes the bytes: it never reads the
+// policy's own items and never compiles. The version check, every refresh
+// interval, still reads META/VERSION alone.
 
 // kindSnapshot is the SK prefix of the compiled snapshot's chunks.
 const kindSnapshot = "SNAPSHOT#"
+
+// copySK is the sort key, under META, of the snapshot's copy.
+const copySK = "SNAPSHOT"
 
 // chunkBytes is the most a chunk holds: DynamoDB items hold 400 KB, keys
 // and attribute names included.
@@ -67,6 +79,31 @@ func snapshotItems(data []byte, gen string) []map[string]types.AttributeValue {
 	return items
 }
 
+// copyPut writes META/SNAPSHOT for version v: data when it is one chunk,
+// else none, so that no earlier version's copy outlives the switch.
+func (s *Store) copyPut(v versionItem, data []byte) types.TransactWriteItem {
+	item := key(metaPK, copySK)
+	item["version"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(v.Version, 10)}
+	item["format"] = &types.AttributeValueMemberN{Value: strconv.Itoa(v.SnapshotFormat)}
+	if v.Snapshot == 1 {
+		item["data"] = &types.AttributeValueMemberB{Value: data}
+	}
+	return types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: item}}
+}
+
+// copyOf returns the snapshot's bytes from META/SNAPSHOT (it) if it is the
+// copy of v, else nil.
+func copyOf(it map[string]types.AttributeValue, v versionItem) []byte {
+	version, _ := it["version"].(*types.AttributeValueMemberN)
+	format, _ := it["format"].(*types.AttributeValueMemberN)
+	data, _ := it["data"].(*types.AttributeValueMemberB)
+	if version == nil || format == nil || data == nil || len(data.Value) == 0 ||
+		version.Value != strconv.FormatInt(v.Version, 10) || format.Value != strconv.Itoa(v.SnapshotFormat) {
+		return nil
+	}
+	return data.Value
+}
+
 // LoadSnapshot returns the stored policy's compiled snapshot, labelled with
 // the stored version. A table that an older pretoken applied has no
 // snapshot: its policy is then read and compiled as Load does, until the
@@ -74,7 +111,7 @@ func snapshotItems(data []byte, gen string) []map[string]types.AttributeValue {
 // (permissions.ErrSnapshotFormat: run pretoken apply), never misread.
 func (s *Store) LoadSnapshot(ctx context.Context) (*permissions.Snapshot, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		v, err := s.readVersion(ctx)
+		v, cp, err := s.readVersionWith(ctx, copySK)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +126,10 @@ func (s *Store) LoadSnapshot(ctx context.Context) (*permissions.Snapshot, error)
 		if v.SnapshotFormat != permissions.SnapshotFormat {
 			return nil, fmt.Errorf("policy version %d: %w (format %d; this pretoken reads format %d)", v.Version, permissions.ErrSnapshotFormat, v.SnapshotFormat, permissions.SnapshotFormat)
 		}
-		data, err := s.readChunks(ctx, v)
+		data := copyOf(cp, v)
+		if data == nil {
+			data, err = s.readChunks(ctx, v)
+		}
 		if errors.Is(err, errReplaced) {
 			if derr := s.checkDamage(ctx, v); derr != nil {
 				return nil, derr

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
@@ -41,8 +42,9 @@ func sameResolve(t *testing.T, want, got *permissions.Snapshot) {
 }
 
 // TestLoadSnapshot: apply writes the compiled snapshot with the policy; a
-// cold load reads the version item and every chunk in one BatchGetItem,
-// never the policy's items, and resolves as the compiled policy does.
+// cold load of a snapshot of several chunks reads the version item (and the
+// copy, which has no data) and then every chunk in one BatchGetItem, never
+// the policy's items, and resolves as the compiled policy does.
 func TestLoadSnapshot(t *testing.T) {
 	defer dynamo.SetChunkBytes(100)() // the example compresses to a few hundred bytes
 	s, client, table := newStore(t)
@@ -56,8 +58,11 @@ func TestLoadSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]int{"GetItem": 1, "BatchGetItem": 1}, api.n); diff != "" {
+	if diff := cmp.Diff(map[string]int{"BatchGetItem": 2}, api.n); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if cp := getItem(t, client, table, "META", "SNAPSHOT"); cp == nil || cp["data"] != nil {
+		t.Errorf("copy of a snapshot of several chunks: %v; want one without data", cp)
 	}
 	if got.Version() != "1" || got.Policy() != nil {
 		t.Errorf("version %q, policy %v: want 1 and no policy model", got.Version(), got.Policy())
@@ -77,6 +82,69 @@ func TestLoadSnapshot(t *testing.T) {
 	if err != nil || cmp.Diff(p, back, policyCmp) != "" {
 		t.Errorf("Load after apply: %v\n%s", err, cmp.Diff(p, back, policyCmp))
 	}
+}
+
+// TestLoadSnapshotOneRequest: a snapshot of one chunk is also written into
+// META/SNAPSHOT, and a cold load is then one BatchGetItem.
+func TestLoadSnapshotOneRequest(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	p := examplePolicy(t)
+	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	api := &countingAPI{API: client, n: map[string]int{}}
+	got, err := dynamo.New(api, table).LoadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int{"BatchGetItem": 1}, api.n); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if got.Version() != "1" {
+		t.Errorf("version %q, want 1", got.Version())
+	}
+	sameResolve(t, mustCompile(t, p), got)
+}
+
+// TestStaleSnapshotCopyNotServed: a copy that is not of the version item's
+// version (as a read that falls between the switch's two writes could see)
+// is never served: the version's own chunks are.
+func TestStaleSnapshotCopyNotServed(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	p1 := examplePolicy(t)
+	if _, err := s.Apply(ctx, p1, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	old := getItem(t, client, table, "META", "SNAPSHOT")
+	p2 := examplePolicy(t)
+	p2.Groups["staff"] = p2.Groups["admins"] // staff now resolve to admin
+	if _, err := s.Apply(ctx, p2, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: old}); err != nil {
+		t.Fatal(err)
+	}
+	api := &countingAPI{API: client, n: map[string]int{}}
+	got, err := dynamo.New(api, table).LoadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version() != "2" || api.n["BatchGetItem"] != 2 {
+		t.Errorf("version %q after %v requests; want 2, from its chunks", got.Version(), api.n)
+	}
+	sameResolve(t, mustCompile(t, p2), got)
+}
+
+func getItem(t *testing.T, client *dynamodb.Client, table, pk, sk string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table, ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: pk}, "SK": &types.AttributeValueMemberS{Value: sk}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
 }
 
 func mustCompile(t *testing.T, p *permissions.Policy) *permissions.Snapshot {
@@ -151,24 +219,45 @@ func TestTableWithoutSnapshot(t *testing.T) {
 	}
 }
 
-// TestDamagedSnapshotRefused: a chunk whose bytes changed is refused, not served.
+// TestDamagedSnapshotRefused: a chunk or a copy whose bytes changed is
+// refused, not served. A damaged copy is refused even when the chunks are
+// whole: nothing is served that is not as apply wrote it.
 func TestDamagedSnapshotRefused(t *testing.T) {
-	s, client, table := newStore(t)
-	ctx := context.Background()
-	if _, err := s.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for _, it := range scan(t, client, table) {
-		if sk := it["SK"].(*types.AttributeValueMemberS).Value; strings.HasPrefix(sk, "SNAPSHOT#") {
-			d := it["data"].(*types.AttributeValueMemberB).Value
-			d[len(d)-1] ^= 1
-			if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: it}); err != nil {
+	for _, tc := range []struct {
+		name    string
+		damaged func(sk string) bool
+		chunk   int // chunkBytes, 0 for the default
+	}{
+		{"the copy", func(sk string) bool { return sk == "SNAPSHOT" }, 0},
+		{"the chunks of a snapshot without copy", func(sk string) bool { return strings.HasPrefix(sk, "SNAPSHOT#") }, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.chunk > 0 {
+				defer dynamo.SetChunkBytes(tc.chunk)()
+			}
+			s, client, table := newStore(t)
+			ctx := context.Background()
+			if _, err := s.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil {
 				t.Fatal(err)
 			}
-		}
-	}
-	if _, err := s.LoadSnapshot(ctx); !errors.Is(err, permissions.ErrSnapshotDamaged) {
-		t.Fatalf("damaged chunk: %v", err)
+			damaged := 0
+			for _, it := range scan(t, client, table) {
+				if tc.damaged(it["SK"].(*types.AttributeValueMemberS).Value) {
+					d := it["data"].(*types.AttributeValueMemberB).Value
+					d[len(d)-1] ^= 1
+					if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: it}); err != nil {
+						t.Fatal(err)
+					}
+					damaged++
+				}
+			}
+			if damaged == 0 {
+				t.Fatal("nothing to damage")
+			}
+			if _, err := s.LoadSnapshot(ctx); !errors.Is(err, permissions.ErrSnapshotDamaged) {
+				t.Fatalf("damaged %s: %v", tc.name, err)
+			}
+		})
 	}
 }
 
@@ -200,5 +289,31 @@ func TestApplyRefusesOversizedSnapshot(t *testing.T) {
 	}
 	if diff := cmp.Diff(keysOf(before), keysOf(scan(t, client, table))); diff != "" {
 		t.Errorf("a refused apply wrote:\n%s", diff)
+	}
+}
+
+// TestApplyWritesMissingCopy: a table whose one-chunk snapshot has no copy
+// (as the previous pretoken applied it) gets one at the next apply, even
+// without changes, so that its cold loads become one request.
+func TestApplyWritesMissingCopy(t *testing.T) {
+	s, client, table := newStore(t)
+	ctx := context.Background()
+	p := examplePolicy(t)
+	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table,
+		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "SNAPSHOT"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || !res.Applied || len(res.Changes) != 0 {
+		t.Fatalf("apply without the copy: %+v, %v; want written again without changes", res, err)
+	}
+	api := &countingAPI{API: client, n: map[string]int{}}
+	if _, err := dynamo.New(api, table).LoadSnapshot(ctx); err != nil || api.n["BatchGetItem"] != 1 {
+		t.Errorf("load after apply: %v, %v requests; want one BatchGetItem", err, api.n)
+	}
+	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || res.Applied {
+		t.Errorf("apply again: %+v, %v; want nothing written", res, err)
 	}
 }

@@ -6,6 +6,7 @@
 //	PK              SK              item
 //	META            VERSION         {version N, generation G, items K, snapshotChunks C, snapshotFormat F}: the policy the trigger serves
 //	META            POLICY          {version N, policy}: the same policy as one JSON value, when it is small
+//	META            SNAPSHOT        {version N, format F, data}: the compiled snapshot again, when it is one chunk (snapshot.go)
 //	META            GEN#<g>         a generation whose items may exist (for clean-up)
 //	AUDIT           <time>#<rand>   one audit record per apply or assignment change (audit.go)
 //	POLICY#<g>      ROLE#<name>     {name, description, permissions, inherits}
@@ -196,7 +197,23 @@ type inlineItem struct {
 
 // readHead reads META/VERSION and META/POLICY in one request.
 func (s *Store) readHead(ctx context.Context) (versionItem, *inlineItem, error) {
-	keys := []map[string]types.AttributeValue{key(metaPK, versionSK), key(metaPK, inlineSK)}
+	v, it, err := s.readVersionWith(ctx, inlineSK)
+	if err != nil || it == nil {
+		return v, nil, err
+	}
+	inline := &inlineItem{}
+	if err := attributevalue.UnmarshalMap(it, inline); err != nil {
+		return versionItem{}, nil, fmt.Errorf("read inline policy: %w", err)
+	}
+	return v, inline, nil
+}
+
+// readVersionWith reads META/VERSION and the META item of sort key sk in
+// one consistent BatchGetItem. The two are read one by one, not as one
+// transaction: a caller compares their versions. The other item is nil
+// when there is none.
+func (s *Store) readVersionWith(ctx context.Context, sk string) (versionItem, map[string]types.AttributeValue, error) {
+	keys := []map[string]types.AttributeValue{key(metaPK, versionSK), key(metaPK, sk)}
 	var got []map[string]types.AttributeValue
 	for attempt := 0; len(keys) > 0; attempt++ {
 		if attempt > 5 {
@@ -213,27 +230,24 @@ func (s *Store) readHead(ctx context.Context) (versionItem, *inlineItem, error) 
 		keys = out.UnprocessedKeys[s.table].Keys
 	}
 	var v versionItem
-	var inline *inlineItem
+	var other map[string]types.AttributeValue
 	found := false
 	for _, it := range got {
-		switch sk, _ := it["SK"].(*types.AttributeValueMemberS); {
-		case sk == nil:
-		case sk.Value == versionSK:
+		switch got, _ := it["SK"].(*types.AttributeValueMemberS); {
+		case got == nil:
+		case got.Value == versionSK:
 			if err := attributevalue.UnmarshalMap(it, &v); err != nil {
 				return versionItem{}, nil, fmt.Errorf("read policy version: %w", err)
 			}
 			found = true
-		case sk.Value == inlineSK:
-			inline = &inlineItem{}
-			if err := attributevalue.UnmarshalMap(it, inline); err != nil {
-				return versionItem{}, nil, fmt.Errorf("read inline policy: %w", err)
-			}
+		case got.Value == sk:
+			other = it
 		}
 	}
 	if !found {
 		return versionItem{}, nil, ErrNotInitialized
 	}
-	return v, inline, nil
+	return v, other, nil
 }
 
 func (s *Store) readError(err error) error {
