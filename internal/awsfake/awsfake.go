@@ -54,6 +54,7 @@ type Fake struct {
 	alarms    []Alarm
 	actions   []string
 	calls     []Call
+	seen      map[string]bool // SDK invocation ids recorded
 	// Hook, when set, runs after each request is answered, with the IAM
 	// action it needed (outside the fake's lock: it may change the fake).
 	Hook func(action string)
@@ -133,8 +134,20 @@ func (f *Fake) Writes() []string {
 	return out
 }
 
-// record notes a request; f.mu is held.
-func (f *Fake) record(action string, in map[string]any) {
+// record notes a request; f.mu is held. An SDK retry of a call (the same
+// amz-sdk-invocation-id, as after a connection error on a loaded machine)
+// is served but not recorded again: what the tests count is the calls the
+// code makes, each an action IAM must allow.
+func (f *Fake) record(r *http.Request, action string, in map[string]any) {
+	if id := r.Header.Get("Amz-Sdk-Invocation-Id"); id != "" {
+		if f.seen[id] {
+			return
+		}
+		if f.seen == nil {
+			f.seen = map[string]bool{}
+		}
+		f.seen[id] = true
+	}
 	f.actions = append(f.actions, action)
 	f.calls = append(f.calls, Call{Action: action, Input: in})
 }

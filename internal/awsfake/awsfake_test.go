@@ -3,6 +3,9 @@ package awsfake_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -70,5 +73,42 @@ func TestStrict(t *testing.T) {
 	}
 	if _, err := cc.ListUserPoolClients(ctx, &cip.ListUserPoolClientsInput{UserPoolId: aws.String("us-east-1_P"), MaxResults: aws.Int32(61)}); !errors.As(err, &bad) {
 		t.Errorf("ListUserPoolClients with MaxResults 61: %v; want InvalidParameterException", err)
+	}
+}
+
+// lostAnswer is an HTTP client whose first request reaches the server but
+// whose answer is lost, as a connection reset does to it.
+type lostAnswer struct{ lost bool }
+
+func (c *lostAnswer) Do(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil || c.lost {
+		return resp, err
+	}
+	c.lost = true
+	resp.Body.Close()
+	return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+}
+
+// TestRetryRecordedOnce: the SDK's retry of a call whose answer was lost is
+// served again but recorded once; two calls are recorded twice.
+func TestRetryRecordedOnce(t *testing.T) {
+	f := awsfake.New(t)
+	f.AddPool(map[string]any{"Id": "us-east-1_P"})
+	client := &lostAnswer{}
+	cc := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.CognitoURL),
+		Credentials: credentials.NewStaticCredentialsProvider("x", "x", ""), HTTPClient: client})
+	in := &cip.DescribeUserPoolInput{UserPoolId: aws.String("us-east-1_P")}
+	if _, err := cc.DescribeUserPool(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if !client.lost || len(f.Actions()) != 1 {
+		t.Fatalf("answer lost %v, recorded %v; want one call recorded after a retry", client.lost, f.Actions())
+	}
+	if _, err := cc.DescribeUserPool(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Actions(); len(got) != 2 {
+		t.Errorf("recorded %v after two calls", got)
 	}
 }

@@ -119,7 +119,7 @@ func (f *Fake) serveCognito(w http.ResponseWriter, r *http.Request) {
 	}
 	action := "cognito-idp:" + op
 	f.mu.Lock()
-	f.record(action, in)
+	f.record(r, action, in)
 	out, aerr := f.cognito(op, in)
 	f.mu.Unlock()
 	if aerr != nil {

@@ -129,7 +129,7 @@ func (f *Fake) serveLambda(w http.ResponseWriter, r *http.Request) {
 	}
 	action := "lambda:" + op
 	f.mu.Lock()
-	f.record(action, in)
+	f.record(r, action, in)
 	status, out, aerr := f.lambda(op, in)
 	f.mu.Unlock()
 	if aerr != nil {

@@ -45,7 +45,7 @@ func (f *Fake) serveIAM(w http.ResponseWriter, r *http.Request) {
 	in["ActionNames"], in["ResourceArns"] = actions, resources
 	action := "iam:" + op
 	f.mu.Lock()
-	f.record(action, in)
+	f.record(r, action, in)
 	allowed, known := f.roles[form.Get("PolicySourceArn")]
 	f.mu.Unlock()
 	defer f.hook(action)
@@ -102,7 +102,7 @@ func (f *Fake) serveCloudWatch(w http.ResponseWriter, r *http.Request) {
 	}
 	action := "cloudwatch:" + op
 	f.mu.Lock()
-	f.record(action, in)
+	f.record(r, action, in)
 	alarms := slices.Clone(f.alarms)
 	f.mu.Unlock()
 	defer f.hook(action)
