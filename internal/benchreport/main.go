@@ -249,20 +249,20 @@ func coldName(roles, mem int, src string) string {
 // coldNote explains a missed cold-start ratio from the run's own figures:
 // the CPU the trigger used before its first token against the minimal
 // function's, at 1,000 roles from a file (a load of well under a
-// millisecond) and at the size that missed.
+// millisecond) and at the size that missed, and the quota's period.
 func coldNote(r *results, roles int) string {
 	cpu := func(n int, src, unit string) float64 { return r.med(coldName(n, 128, src), unit) }
 	return fmt.Sprintf("The load is no longer what costs: the compiled snapshot is read in place, a frame decompressed "+
 		"when first read, and takes about a millisecond whatever the size. What the ratio measures is the CPU up to the first "+
-		"token, which the quota stretches about fourteenfold: at 1,000 roles from a file pretoken used %.1f ms against the "+
+		"token, and how many of the quota's periods it spans: at 128 MB the quota is %.1f ms of CPU in each 100 ms period, and "+
+		"a start that has used it waits for the next period. At 1,000 roles from a file pretoken used %.1f ms against the "+
 		"minimal function's %.1f ms (%.0f page faults against %.0f), and at %s roles %.1f ms from the table and %.1f ms from a "+
-		"file. Most of the difference is the process itself, not the policy: the AWS SDK's package initialisation (its "+
-		"DynamoDB schemas alone take about 1.2 ms and 3,000 allocations before main), the binary's pages, and, from the "+
-		"table, the SDK's client and two requests to DynamoDB Local (a JVM sharing the two cores, whose answers add wall "+
-		"time the quota does not shorten). The minimal function, which starts here in about 100 ms, is the floor. What "+
-		"would close the rest: a trigger without the SDK's DynamoDB client for bundled files, and one request instead of two "+
-		"for a cold load from the table.",
-		cpu(1000, "file", "cpu-ms"), cpu(1000, "file", "minimal-cpu-ms"), cpu(1000, "file", "faults"), cpu(1000, "file", "minimal-faults"),
+		"file: the minimal function waits for one period, pretoken for one or two, depending on how much of the period the "+
+		"start before it used (the two take turns in the cgroup). Most of the CPU difference is the process, not the policy: "+
+		"the AWS SDK's package initialisation (its DynamoDB schemas alone take about 1.2 ms and 3,000 allocations before "+
+		"main), the binary's pages, and, from the table, the SDK's client and its one request to DynamoDB Local. What would "+
+		"close the rest is a trigger without the SDK's DynamoDB client, for bundled files.",
+		100*128/1769.0, cpu(1000, "file", "cpu-ms"), cpu(1000, "file", "minimal-cpu-ms"), cpu(1000, "file", "faults"), cpu(1000, "file", "minimal-faults"),
 		commas(roles), cpu(roles, "table", "cpu-ms"), cpu(roles, "file", "cpu-ms"))
 }
 
