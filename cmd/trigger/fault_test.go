@@ -153,6 +153,13 @@ func TestLoadPolicyChangesUnderConcurrentInvocations(t *testing.T) {
 				total.Add(1)
 				switch {
 				case err != nil:
+					r.mu.Lock()
+					for _, l := range strings.Split(r.logs.String(), "\n") {
+						if strings.Contains(l, "internal") || strings.Contains(l, "panic") {
+							t.Log(l)
+						}
+					}
+					r.mu.Unlock()
 					t.Errorf("invocation failed: %v", err)
 					return
 				case slices.Equal(got, scopesOf(a)):
