@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -234,7 +235,8 @@ func (h *Handler) handle(ctx context.Context, ev *Event) (dec Decision) {
 func (h *Handler) decide(ctx context.Context, ev *Event, dec *Decision) (reply *Reply, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			dec.Outcome, dec.Problem = OutcomeInternal, fmt.Sprint("panic: ", p)
+			// The log line names where: its problem carries the stack.
+			dec.Outcome, dec.Problem = OutcomeInternal, fmt.Sprint("panic: ", p, "\n", string(debug.Stack()))
 			reply, err = nil, ErrInternal
 		}
 	}()

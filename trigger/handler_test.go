@@ -324,9 +324,14 @@ func TestFailureModes(t *testing.T) {
 	}
 
 	payload, _ := os.ReadFile("testdata/events/v1-signin.json")
-	out, err := New(panickingSource{}, zerolog.Nop()).Invoke(context.Background(), payload)
+	var log bytes.Buffer
+	out, err := New(panickingSource{}, zerolog.New(&log)).Invoke(context.Background(), payload)
 	if !errors.Is(err, ErrInternal) || out != nil {
 		t.Errorf("panic: got %q, %v; want ErrInternal", out, err)
+	}
+	// The log, not the user, learns what and where.
+	if l := log.String(); !strings.Contains(l, "boom in table orders-prod") || !strings.Contains(l, "panickingSource.Snapshot") {
+		t.Errorf("the log of a panic should name it and where it was: %s", l)
 	}
 }
 
