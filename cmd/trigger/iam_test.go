@@ -15,8 +15,8 @@ import (
 )
 
 // TestTriggerIAMActionsFromEvidence runs the trigger binary through every
-// path that reads DynamoDB (the first load of an inline policy, the version
-// check, the reload of a policy too large to inline, a user's assignments)
+// path that reads DynamoDB (the first load, the version check, a reload, a
+// user's assignments)
 // behind a proxy that records the IAM action of each request, and compares
 // what the binary called with what deploy.Actions(deploy.Trigger) grants.
 // The template test checks that the trigger's role in serverless.yml allows
@@ -37,7 +37,8 @@ func TestTriggerIAMActionsFromEvidence(t *testing.T) {
 		t.Fatal(got.ErrorMessage)
 	}
 
-	// A policy too large to inline: the next reload reads its items.
+	// A changed policy (not inlined): the next reload reads its compiled
+	// snapshot, and the assignments a Query.
 	big := examplePolicyOf(t)
 	r := big.Roles["editor"]
 	r.Permissions = append(r.Permissions, "orders:cancel")

@@ -23,11 +23,13 @@ import (
 // (snapshotFormat). A snapshot of one chunk (30,000 generated roles compress
 // to under 300 KB) is also written whole into
 //
-//	META            SNAPSHOT        {version N, format F, data}
+//	SNAPSHOT        CURRENT         {version N, generation G, format F, data}
 //
 // by the switch's transaction, with no data when there is more than one
-// chunk. A cold container reads META/VERSION and META/SNAPSHOT in one
-// BatchGetItem, and when the copy is of the version it is served: one
+// chunk. It has a partition key of its own, so that cold loads do not read
+// from the partition that every container's version check reads. A cold
+// container reads META/VERSION and SNAPSHOT/CURRENT in one BatchGetItem,
+// and when the copy is of the version and generation it is served: one
 // request. Otherwise it reads every chunk of the version's generation in a
 // second BatchGetItem. Either way it decodes the bytes: it never reads the
 // policy's own items and never compiles. The version check, every refresh
@@ -36,8 +38,11 @@ import (
 // kindSnapshot is the SK prefix of the compiled snapshot's chunks.
 const kindSnapshot = "SNAPSHOT#"
 
-// copySK is the sort key, under META, of the snapshot's copy.
-const copySK = "SNAPSHOT"
+// The snapshot's copy's key.
+const (
+	copyPK = "SNAPSHOT"
+	copySK = "CURRENT"
+)
 
 // chunkBytes is the most a chunk holds: DynamoDB items hold 400 KB, keys
 // and attribute names included.
@@ -79,11 +84,12 @@ func snapshotItems(data []byte, gen string) []map[string]types.AttributeValue {
 	return items
 }
 
-// copyPut writes META/SNAPSHOT for version v: data when it is one chunk,
-// else none, so that no earlier version's copy outlives the switch.
+// copyPut writes SNAPSHOT/CURRENT for version v: data when it is one
+// chunk, else none, so that no earlier version's copy outlives the switch.
 func (s *Store) copyPut(v versionItem, data []byte) types.TransactWriteItem {
-	item := key(metaPK, copySK)
+	item := key(copyPK, copySK)
 	item["version"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(v.Version, 10)}
+	item["generation"] = &types.AttributeValueMemberS{Value: v.Generation}
 	item["format"] = &types.AttributeValueMemberN{Value: strconv.Itoa(v.SnapshotFormat)}
 	if v.Snapshot == 1 {
 		item["data"] = &types.AttributeValueMemberB{Value: data}
@@ -91,14 +97,15 @@ func (s *Store) copyPut(v versionItem, data []byte) types.TransactWriteItem {
 	return types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: item}}
 }
 
-// copyOf returns the snapshot's bytes from META/SNAPSHOT (it) if it is the
-// copy of v, else nil.
+// copyOf returns the snapshot's bytes from SNAPSHOT/CURRENT (it) if it is
+// the copy of v (its version, generation and format), else nil.
 func copyOf(it map[string]types.AttributeValue, v versionItem) []byte {
 	version, _ := it["version"].(*types.AttributeValueMemberN)
+	gen, _ := it["generation"].(*types.AttributeValueMemberS)
 	format, _ := it["format"].(*types.AttributeValueMemberN)
 	data, _ := it["data"].(*types.AttributeValueMemberB)
-	if version == nil || format == nil || data == nil || len(data.Value) == 0 ||
-		version.Value != strconv.FormatInt(v.Version, 10) || format.Value != strconv.Itoa(v.SnapshotFormat) {
+	if version == nil || gen == nil || format == nil || data == nil || len(data.Value) == 0 ||
+		version.Value != strconv.FormatInt(v.Version, 10) || gen.Value != v.Generation || format.Value != strconv.Itoa(v.SnapshotFormat) {
 		return nil
 	}
 	return data.Value
@@ -111,7 +118,7 @@ func copyOf(it map[string]types.AttributeValue, v versionItem) []byte {
 // (permissions.ErrSnapshotFormat: run pretoken apply), never misread.
 func (s *Store) LoadSnapshot(ctx context.Context) (*permissions.Snapshot, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		v, cp, err := s.readVersionWith(ctx, copySK)
+		v, cp, err := s.readVersionWith(ctx, copyPK, copySK)
 		if err != nil {
 			return nil, err
 		}

@@ -61,7 +61,7 @@ func TestLoadSnapshot(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{"BatchGetItem": 2}, api.n); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
-	if cp := getItem(t, client, table, "META", "SNAPSHOT"); cp == nil || cp["data"] != nil {
+	if cp := getItem(t, client, table, "SNAPSHOT", "CURRENT"); cp == nil || cp["data"] != nil {
 		t.Errorf("copy of a snapshot of several chunks: %v; want one without data", cp)
 	}
 	if got.Version() != "1" || got.Policy() != nil {
@@ -85,7 +85,7 @@ func TestLoadSnapshot(t *testing.T) {
 }
 
 // TestLoadSnapshotOneRequest: a snapshot of one chunk is also written into
-// META/SNAPSHOT, and a cold load is then one BatchGetItem.
+// SNAPSHOT/CURRENT, and a cold load is then one BatchGetItem.
 func TestLoadSnapshotOneRequest(t *testing.T) {
 	s, client, table := newStore(t)
 	ctx := context.Background()
@@ -117,7 +117,7 @@ func TestStaleSnapshotCopyNotServed(t *testing.T) {
 	if _, err := s.Apply(ctx, p1, dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	old := getItem(t, client, table, "META", "SNAPSHOT")
+	old := getItem(t, client, table, "SNAPSHOT", "CURRENT")
 	p2 := examplePolicy(t)
 	p2.Groups["staff"] = p2.Groups["admins"] // staff now resolve to admin
 	if _, err := s.Apply(ctx, p2, dynamo.ApplyOptions{}); err != nil {
@@ -133,6 +133,21 @@ func TestStaleSnapshotCopyNotServed(t *testing.T) {
 	}
 	if got.Version() != "2" || api.n["BatchGetItem"] != 2 {
 		t.Errorf("version %q after %v requests; want 2, from its chunks", got.Version(), api.n)
+	}
+	sameResolve(t, mustCompile(t, p2), got)
+
+	// A copy of the same version number from another generation (a
+	// version item reset by hand, say) is not served either.
+	old["version"] = &types.AttributeValueMemberN{Value: "2"}
+	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: old}); err != nil {
+		t.Fatal(err)
+	}
+	api = &countingAPI{API: client, n: map[string]int{}}
+	if got, err = dynamo.New(api, table).LoadSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if api.n["BatchGetItem"] != 2 {
+		t.Errorf("%v requests; want the chunks read", api.n)
 	}
 	sameResolve(t, mustCompile(t, p2), got)
 }
@@ -221,15 +236,16 @@ func TestTableWithoutSnapshot(t *testing.T) {
 
 // TestDamagedSnapshotRefused: a chunk or a copy whose bytes changed is
 // refused, not served. A damaged copy is refused even when the chunks are
-// whole: nothing is served that is not as apply wrote it.
+// whole: nothing is served that is not as apply wrote it. An apply of the
+// same policy, as the error advises, writes a whole copy again.
 func TestDamagedSnapshotRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		damaged func(sk string) bool
+		damaged func(pk, sk string) bool
 		chunk   int // chunkBytes, 0 for the default
 	}{
-		{"the copy", func(sk string) bool { return sk == "SNAPSHOT" }, 0},
-		{"the chunks of a snapshot without copy", func(sk string) bool { return strings.HasPrefix(sk, "SNAPSHOT#") }, 100},
+		{"the copy", func(pk, sk string) bool { return pk == "SNAPSHOT" && sk == "CURRENT" }, 0},
+		{"the chunks of a snapshot without copy", func(_, sk string) bool { return strings.HasPrefix(sk, "SNAPSHOT#") }, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.chunk > 0 {
@@ -242,7 +258,7 @@ func TestDamagedSnapshotRefused(t *testing.T) {
 			}
 			damaged := 0
 			for _, it := range scan(t, client, table) {
-				if tc.damaged(it["SK"].(*types.AttributeValueMemberS).Value) {
+				if tc.damaged(it["PK"].(*types.AttributeValueMemberS).Value, it["SK"].(*types.AttributeValueMemberS).Value) {
 					d := it["data"].(*types.AttributeValueMemberB).Value
 					d[len(d)-1] ^= 1
 					if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: it}); err != nil {
@@ -256,6 +272,15 @@ func TestDamagedSnapshotRefused(t *testing.T) {
 			}
 			if _, err := s.LoadSnapshot(ctx); !errors.Is(err, permissions.ErrSnapshotDamaged) {
 				t.Fatalf("damaged %s: %v", tc.name, err)
+			}
+			if tc.chunk > 0 {
+				return // the chunks of an unchanged policy are not read again by apply
+			}
+			if res, err := s.Apply(ctx, examplePolicy(t), dynamo.ApplyOptions{}); err != nil || !res.Applied {
+				t.Fatalf("apply over a damaged copy: %+v, %v; want it written again", res, err)
+			}
+			if _, err := s.LoadSnapshot(ctx); err != nil {
+				t.Errorf("after apply: %v", err)
 			}
 		})
 	}
@@ -303,7 +328,7 @@ func TestApplyWritesMissingCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table,
-		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "SNAPSHOT"}}}); err != nil {
+		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "SNAPSHOT"}, "SK": &types.AttributeValueMemberS{Value: "CURRENT"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || !res.Applied || len(res.Changes) != 0 {

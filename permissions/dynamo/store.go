@@ -6,7 +6,6 @@
 //	PK              SK              item
 //	META            VERSION         {version N, generation G, items K, snapshotChunks C, snapshotFormat F}: the policy the trigger serves
 //	META            POLICY          {version N, policy}: the same policy as one JSON value, when it is small
-//	META            SNAPSHOT        {version N, format F, data}: the compiled snapshot again, when it is one chunk (snapshot.go)
 //	META            GEN#<g>         a generation whose items may exist (for clean-up)
 //	AUDIT           <time>#<rand>   one audit record per apply or assignment change (audit.go)
 //	POLICY#<g>      ROLE#<name>     {name, description, permissions, inherits}
@@ -18,6 +17,7 @@
 //	POLICY#<g>      TENANCY         {active}
 //	POLICY#<g>      IDP#<provider>  {provider, attribute, roles}: one identity provider's groups
 //	POLICY#<g>      SNAPSHOT#<nnn>  {data}: chunk nnn of C of the compiled policy (snapshot.go)
+//	SNAPSHOT        CURRENT         {version N, generation G, format F, data}: the compiled snapshot again, when it is one chunk (snapshot.go)
 //	USER#<sub>      ROLES           {roles}: roles assigned to one user directly
 //	MIGRATION       <id> | LOCK     the migration ledger and its lock (package migrations)
 //
@@ -197,7 +197,7 @@ type inlineItem struct {
 
 // readHead reads META/VERSION and META/POLICY in one request.
 func (s *Store) readHead(ctx context.Context) (versionItem, *inlineItem, error) {
-	v, it, err := s.readVersionWith(ctx, inlineSK)
+	v, it, err := s.readVersionWith(ctx, metaPK, inlineSK)
 	if err != nil || it == nil {
 		return v, nil, err
 	}
@@ -208,12 +208,11 @@ func (s *Store) readHead(ctx context.Context) (versionItem, *inlineItem, error) 
 	return v, inline, nil
 }
 
-// readVersionWith reads META/VERSION and the META item of sort key sk in
-// one consistent BatchGetItem. The two are read one by one, not as one
-// transaction: a caller compares their versions. The other item is nil
-// when there is none.
-func (s *Store) readVersionWith(ctx context.Context, sk string) (versionItem, map[string]types.AttributeValue, error) {
-	keys := []map[string]types.AttributeValue{key(metaPK, versionSK), key(metaPK, sk)}
+// readVersionWith reads META/VERSION and the item pk/sk in one consistent
+// BatchGetItem. The two are read one by one, not as one transaction: a
+// caller compares their versions. The other item is nil when there is none.
+func (s *Store) readVersionWith(ctx context.Context, pk, sk string) (versionItem, map[string]types.AttributeValue, error) {
+	keys := []map[string]types.AttributeValue{key(metaPK, versionSK), key(pk, sk)}
 	var got []map[string]types.AttributeValue
 	for attempt := 0; len(keys) > 0; attempt++ {
 		if attempt > 5 {
@@ -233,14 +232,13 @@ func (s *Store) readVersionWith(ctx context.Context, sk string) (versionItem, ma
 	var other map[string]types.AttributeValue
 	found := false
 	for _, it := range got {
-		switch got, _ := it["SK"].(*types.AttributeValueMemberS); {
-		case got == nil:
-		case got.Value == versionSK:
+		switch ipk, isk := keyOf(it); {
+		case ipk == metaPK && isk == versionSK:
 			if err := attributevalue.UnmarshalMap(it, &v); err != nil {
 				return versionItem{}, nil, fmt.Errorf("read policy version: %w", err)
 			}
 			found = true
-		case got.Value == sk:
+		case ipk == pk && isk == sk:
 			other = it
 		}
 	}

@@ -193,7 +193,11 @@ func TestConcurrentApplyConflict(t *testing.T) {
 		_, err := slow.Apply(ctx, loser, dynamo.ApplyOptions{})
 		errc <- err
 	}()
-	<-paused.reached // the slow apply has written its items and is about to switch
+	select {
+	case <-paused.reached: // the slow apply has written its items and is about to switch
+	case err := <-errc:
+		t.Fatalf("the slow apply ended before its switch: %v", err)
+	}
 
 	winner := examplePolicy(t)
 	if _, err := s.Apply(ctx, winner, dynamo.ApplyOptions{}); err != nil {

@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,7 +68,7 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	cur, cp, err := s.readVersionWith(ctx, copySK)
+	cur, cp, err := s.readVersionWith(ctx, copyPK, copySK)
 	if err != nil {
 		return ApplyResult{}, err
 	}
@@ -94,8 +95,10 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 		return res, nil
 	}
 	// A policy that an older pretoken applied is written again, with its
-	// snapshot and, when that is one chunk, the snapshot's copy.
-	current := cur.Snapshot > 1 || (cur.Snapshot == 1 && copyOf(cp, cur) != nil)
+	// snapshot and, when that is one chunk, the snapshot's copy; so is one
+	// whose copy is missing or not the bytes compiled now (damaged: the
+	// encoding is deterministic).
+	current := cur.Snapshot > 1 || (cur.Snapshot == 1 && bytes.Equal(copyOf(cp, cur), compiled))
 	if len(res.Changes) == 0 && !res.Repaired && current && cur.SnapshotFormat == permissions.SnapshotFormat {
 		res.Leftovers, err = s.dropOldGenerations(ctx, cur.Generation)
 		return res, err
