@@ -80,8 +80,9 @@ func (c *doctorCmd) Run(e *env) error {
 	return nil
 }
 
-// checkTable is doctor's check 7: the table has every migration, and its
-// live policy loads and validates. It reads only.
+// checkTable is doctor's check 7: the table has every migration, its live
+// policy loads and validates, and its compiled policy (what the trigger
+// serves) loads. It reads only.
 func checkTable(ctx context.Context, db *dynamodb.Client, table string) (*permissions.Policy, deploy.Check) {
 	fail := func(detail, fix string) (*permissions.Policy, deploy.Check) {
 		return nil, deploy.Check{Detail: detail, Fix: fix}
@@ -108,6 +109,14 @@ func checkTable(ctx context.Context, db *dynamodb.Client, table string) (*permis
 	if err := permissions.Validate(p); err != nil {
 		return fail(fmt.Sprintf("the live policy of table %s (version %s) does not validate: %v", table, version, err), "pretoken apply --table "+table+" -f FILE with a valid policy")
 	}
+	// What the trigger serves is the compiled policy: it must load too.
+	apply := "pretoken apply --table " + table + " -f FILE (the policy file; it writes the compiled policy again)"
+	switch snap, err := store.LoadSnapshot(ctx); {
+	case err != nil:
+		return p, deploy.Check{Detail: fmt.Sprintf("the trigger cannot load the compiled policy of table %s: %v", table, err), Fix: apply}
+	case snap.Policy() != nil:
+		return p, deploy.Check{Detail: fmt.Sprintf("table %s holds no compiled policy (an older pretoken applied version %s): the trigger compiles it at every cold start", table, version), Fix: apply}
+	}
 	last := status[len(status)-1].ID
-	return p, deploy.Check{OK: true, Detail: fmt.Sprintf("table %s has every migration (up to %s); its live policy (version %s) validates", table, last, version)}
+	return p, deploy.Check{OK: true, Detail: fmt.Sprintf("table %s has every migration (up to %s); its live policy (version %s) validates, and its compiled policy loads", table, last, version)}
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pretoken/pretoken/deploy"
@@ -195,6 +199,47 @@ func TestDoctorTable(t *testing.T) {
 	if !strings.Contains(out, "✔ 7 ") || !strings.Contains(out, "custom:tenant_id") {
 		t.Errorf("output:\n%s", out)
 	}
+	// The compiled policy, which the trigger serves, must load too: a
+	// damaged one, or none (a table an older pretoken applied), fails
+	// check 7 with what to do; apply repairs both.
+	client := dynamotest.Client(t)
+	for _, c := range []struct {
+		name, want string
+		edit       func()
+	}{
+		{"damaged", "cannot load the compiled policy", func() {
+			key := map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "SNAPSHOT"}, "SK": &types.AttributeValueMemberS{Value: "CURRENT"}}
+			got, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table, Key: key, ConsistentRead: aws.Bool(true)})
+			if err != nil || got.Item == nil {
+				t.Fatalf("read the copy: %v", err)
+			}
+			got.Item["data"].(*types.AttributeValueMemberB).Value[10] ^= 1
+			if _, err := client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &table, Item: got.Item}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"missing", "holds no compiled policy", func() {
+			_, err := client.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: &table,
+				Key:              map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "VERSION"}},
+				UpdateExpression: aws.String("REMOVE snapshotChunks, snapshotFormat")})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		c.edit()
+		code, out, _ = runCLI(t, "doctor", "--user-pool-id", fakePool)
+		if diff := cmp.Diff([]int{4, 7}, failing(t, out)); diff != "" || code != 1 || !strings.Contains(out, c.want) || !strings.Contains(out, "pretoken apply --table "+table) {
+			t.Errorf("%s compiled policy: exit %d (-want +got):\n%s\n%s", c.name, code, diff, out)
+		}
+		if code, _, errOut := runCLI(t, "apply", "--table", table, "-f", examplePolicy); code != 0 {
+			t.Fatalf("apply: %s", errOut)
+		}
+		if code, out, _ = runCLI(t, "doctor", "--user-pool-id", fakePool); slices.Contains(failing(t, out), 7) {
+			t.Errorf("after apply, %s compiled policy: check 7 still fails:\n%s", c.name, out)
+		}
+	}
+
 	fresh := dynamotest.NewName("pretoken-doctor")
 	setup{tableEnv: fresh}.start(t)
 	code, out, _ = runCLI(t, "doctor", "--user-pool-id", fakePool)
