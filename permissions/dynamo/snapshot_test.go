@@ -42,69 +42,58 @@ func sameResolve(t *testing.T, want, got *permissions.Snapshot) {
 }
 
 // TestLoadSnapshot: apply writes the compiled snapshot with the policy; a
-// cold load of a snapshot of several chunks reads the version item (and the
-// copy, which has no data) and then every chunk in one BatchGetItem, never
-// the policy's items, and resolves as the compiled policy does.
+// cold load never reads the policy's items, and resolves as the compiled
+// policy does. A snapshot of one chunk is also written into
+// SNAPSHOT/CURRENT and loads in one BatchGetItem (with the version item);
+// one of several chunks has a copy without data, and its chunks are read
+// in a second BatchGetItem.
 func TestLoadSnapshot(t *testing.T) {
-	defer dynamo.SetChunkBytes(100)() // the example compresses to a few hundred bytes
-	s, client, table := newStore(t)
-	ctx := context.Background()
-	p := examplePolicy(t)
-	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name       string
+		chunkBytes int // 0: the default
+		requests   int
+	}{
+		{"one chunk", 0, 1},
+		{"several chunks", 100, 2}, // the example compresses to a few hundred bytes
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.chunkBytes > 0 {
+				defer dynamo.SetChunkBytes(c.chunkBytes)()
+			}
+			s, client, table := newStore(t)
+			ctx := context.Background()
+			p := examplePolicy(t)
+			if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got, requests, err := countedLoad(client, table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(map[string]int{"BatchGetItem": c.requests}, requests); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			if got.Version() != "1" || got.Policy() != nil {
+				t.Errorf("version %q, policy %v: want 1 and no policy model", got.Version(), got.Policy())
+			}
+			sameResolve(t, mustCompile(t, p), got)
+			chunks := 0
+			for _, k := range keysOf(scan(t, client, table)) {
+				if strings.Contains(k, " SNAPSHOT#") {
+					chunks++
+				}
+			}
+			cp := getItem(t, client, table, "SNAPSHOT", "CURRENT")
+			if several := c.chunkBytes > 0; several != (chunks > 1) || cp == nil || several != (cp["data"] == nil) {
+				t.Errorf("%d chunks, copy %v: want several chunks and a copy without data, or one and a copy with data", chunks, cp)
+			}
+			// The policy's own items still give export and plan the policy.
+			back, _, err := s.Load(ctx)
+			if err != nil || cmp.Diff(p, back, policyCmp) != "" {
+				t.Errorf("Load after apply: %v\n%s", err, cmp.Diff(p, back, policyCmp))
+			}
+		})
 	}
-	api := &countingAPI{API: client, n: map[string]int{}}
-	got, err := dynamo.New(api, table).LoadSnapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(map[string]int{"BatchGetItem": 2}, api.n); diff != "" {
-		t.Errorf("requests (-want +got):\n%s", diff)
-	}
-	if cp := getItem(t, client, table, "SNAPSHOT", "CURRENT"); cp == nil || cp["data"] != nil {
-		t.Errorf("copy of a snapshot of several chunks: %v; want one without data", cp)
-	}
-	if got.Version() != "1" || got.Policy() != nil {
-		t.Errorf("version %q, policy %v: want 1 and no policy model", got.Version(), got.Policy())
-	}
-	sameResolve(t, mustCompile(t, p), got)
-	chunks := 0
-	for _, k := range keysOf(scan(t, client, table)) {
-		if strings.Contains(k, " SNAPSHOT#") {
-			chunks++
-		}
-	}
-	if chunks < 2 {
-		t.Errorf("%d chunks at 100 bytes each: the test should see several", chunks)
-	}
-	// The policy's own items still give export and plan the policy.
-	back, _, err := s.Load(ctx)
-	if err != nil || cmp.Diff(p, back, policyCmp) != "" {
-		t.Errorf("Load after apply: %v\n%s", err, cmp.Diff(p, back, policyCmp))
-	}
-}
-
-// TestLoadSnapshotOneRequest: a snapshot of one chunk is also written into
-// SNAPSHOT/CURRENT, and a cold load is then one BatchGetItem.
-func TestLoadSnapshotOneRequest(t *testing.T) {
-	s, client, table := newStore(t)
-	ctx := context.Background()
-	p := examplePolicy(t)
-	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	api := &countingAPI{API: client, n: map[string]int{}}
-	got, err := dynamo.New(api, table).LoadSnapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(map[string]int{"BatchGetItem": 1}, api.n); diff != "" {
-		t.Errorf("requests (-want +got):\n%s", diff)
-	}
-	if got.Version() != "1" {
-		t.Errorf("version %q, want 1", got.Version())
-	}
-	sameResolve(t, mustCompile(t, p), got)
 }
 
 // TestStaleSnapshotCopyNotServed: a copy that is not of the version item's
@@ -126,13 +115,12 @@ func TestStaleSnapshotCopyNotServed(t *testing.T) {
 	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: old}); err != nil {
 		t.Fatal(err)
 	}
-	api := &countingAPI{API: client, n: map[string]int{}}
-	got, err := dynamo.New(api, table).LoadSnapshot(ctx)
+	got, requests, err := countedLoad(client, table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Version() != "2" || api.n["BatchGetItem"] != 2 {
-		t.Errorf("version %q after %v requests; want 2, from its chunks", got.Version(), api.n)
+	if got.Version() != "2" || requests["BatchGetItem"] != 2 {
+		t.Errorf("version %q after %v requests; want 2, from its chunks", got.Version(), requests)
 	}
 	sameResolve(t, mustCompile(t, p2), got)
 
@@ -142,20 +130,31 @@ func TestStaleSnapshotCopyNotServed(t *testing.T) {
 	if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: old}); err != nil {
 		t.Fatal(err)
 	}
-	api = &countingAPI{API: client, n: map[string]int{}}
-	if got, err = dynamo.New(api, table).LoadSnapshot(ctx); err != nil {
+	if got, requests, err = countedLoad(client, table); err != nil {
 		t.Fatal(err)
 	}
-	if api.n["BatchGetItem"] != 2 {
-		t.Errorf("%v requests; want the chunks read", api.n)
+	if requests["BatchGetItem"] != 2 {
+		t.Errorf("%v requests; want the chunks read", requests)
 	}
 	sameResolve(t, mustCompile(t, p2), got)
 }
 
+// countedLoad loads table's compiled snapshot as a cold container does,
+// through a store of its own, and returns the requests it made.
+func countedLoad(client *dynamodb.Client, table string) (*permissions.Snapshot, map[string]int, error) {
+	api := &countingAPI{API: client, n: map[string]int{}}
+	snap, err := dynamo.New(api, table).LoadSnapshot(context.Background())
+	return snap, api.n, err
+}
+
+// itemKey is the key of item pk/sk.
+func itemKey(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: pk}, "SK": &types.AttributeValueMemberS{Value: sk}}
+}
+
 func getItem(t *testing.T, client *dynamodb.Client, table, pk, sk string) map[string]types.AttributeValue {
 	t.Helper()
-	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table, ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: pk}, "SK": &types.AttributeValueMemberS{Value: sk}}})
+	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table, ConsistentRead: aws.Bool(true), Key: itemKey(pk, sk)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +173,7 @@ func mustCompile(t *testing.T, p *permissions.Policy) *permissions.Snapshot {
 func setVersionAttr(t *testing.T, client *dynamodb.Client, table, update string, values map[string]types.AttributeValue) {
 	t.Helper()
 	in := &dynamodb.UpdateItemInput{TableName: &table, UpdateExpression: &update,
-		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "META"}, "SK": &types.AttributeValueMemberS{Value: "VERSION"}}}
+		Key: itemKey("META", "VERSION")}
 	if len(values) > 0 {
 		in.ExpressionAttributeValues = values
 	}
@@ -228,9 +227,8 @@ func TestTableWithoutSnapshot(t *testing.T) {
 	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || !res.Applied {
 		t.Fatalf("apply over a table without a snapshot: %+v, %v", res, err)
 	}
-	api := &countingAPI{API: client, n: map[string]int{}}
-	if _, err := dynamo.New(api, table).LoadSnapshot(ctx); err != nil || api.n["Query"] != 0 {
-		t.Errorf("after apply: %v, %v requests; want the snapshot read", err, api.n)
+	if _, requests, err := countedLoad(client, table); err != nil || requests["Query"] != 0 {
+		t.Errorf("after apply: %v, %v requests; want the snapshot read", err, requests)
 	}
 }
 
@@ -327,16 +325,14 @@ func TestApplyWritesMissingCopy(t *testing.T) {
 	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table,
-		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "SNAPSHOT"}, "SK": &types.AttributeValueMemberS{Value: "CURRENT"}}}); err != nil {
+	if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table, Key: itemKey("SNAPSHOT", "CURRENT")}); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || !res.Applied || len(res.Changes) != 0 {
 		t.Fatalf("apply without the copy: %+v, %v; want written again without changes", res, err)
 	}
-	api := &countingAPI{API: client, n: map[string]int{}}
-	if _, err := dynamo.New(api, table).LoadSnapshot(ctx); err != nil || api.n["BatchGetItem"] != 1 {
-		t.Errorf("load after apply: %v, %v requests; want one BatchGetItem", err, api.n)
+	if _, requests, err := countedLoad(client, table); err != nil || requests["BatchGetItem"] != 1 {
+		t.Errorf("load after apply: %v, %v requests; want one BatchGetItem", err, requests)
 	}
 	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || res.Applied {
 		t.Errorf("apply again: %+v, %v; want nothing written", res, err)
