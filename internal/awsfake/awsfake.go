@@ -74,7 +74,7 @@ type Call struct {
 func New(t testing.TB) *Fake {
 	t.Helper()
 	f := &Fake{Account: "123456789012", Region: "us-east-1",
-		pools: map[string]*pool{}, functions: map[string]*function{}, roles: map[string][]string{}}
+		pools: map[string]*pool{}, functions: map[string]*function{}, roles: map[string][]string{}, seen: map[string]bool{}}
 	for _, s := range []struct {
 		url *string
 		h   http.HandlerFunc
@@ -142,9 +142,6 @@ func (f *Fake) record(r *http.Request, action string, in map[string]any) {
 	if id := r.Header.Get("Amz-Sdk-Invocation-Id"); id != "" {
 		if f.seen[id] {
 			return
-		}
-		if f.seen == nil {
-			f.seen = map[string]bool{}
 		}
 		f.seen[id] = true
 	}

@@ -39,8 +39,8 @@ func Switch(ctx context.Context, s *Store, p *permissions.Policy, gen string) er
 	if err != nil {
 		return err
 	}
-	next := versionItem{Version: generationVersion(gen), Generation: gen, Items: len(items)}
-	return s.flip(ctx, cur, next, inlineItem{Version: generationVersion(gen)}, record, s.copyPut(next, nil))
+	return s.flip(ctx, cur, versionItem{Version: generationVersion(gen), Generation: gen, Items: len(items)},
+		inlineItem{Version: generationVersion(gen)}, record, nil)
 }
 
 // Abandon moves gen's marker out of pending, as a clean-up does before it

@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,23 @@ func copyOf(it map[string]types.AttributeValue, v versionItem) []byte {
 		return nil
 	}
 	return data.Value
+}
+
+// copyCurrent reports whether the stored snapshot of cur is as apply would
+// write compiled now: a snapshot of several chunks is; one of one chunk
+// when SNAPSHOT/CURRENT holds its copy, byte for byte (the encoding is
+// deterministic, so a damaged or missing copy is not).
+func (s *Store) copyCurrent(ctx context.Context, cur versionItem, compiled []byte) (bool, error) {
+	if cur.Snapshot > 1 {
+		return true, nil
+	}
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	out, err := s.api.GetItem(cctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(copyPK, copySK), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return false, fmt.Errorf("read the compiled policy's copy: %w", err)
+	}
+	return bytes.Equal(copyOf(out.Item, cur), compiled), nil
 }
 
 // LoadSnapshot returns the stored policy's compiled snapshot, labelled with

@@ -1,7 +1,6 @@
 package dynamo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,7 +67,7 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	cur, cp, err := s.readVersionWith(ctx, copyPK, copySK)
+	cur, err := s.readVersion(ctx)
 	if err != nil {
 		return ApplyResult{}, err
 	}
@@ -96,12 +95,16 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	}
 	// A policy that an older pretoken applied is written again, with its
 	// snapshot and, when that is one chunk, the snapshot's copy; so is one
-	// whose copy is missing or not the bytes compiled now (damaged: the
-	// encoding is deterministic).
-	current := cur.Snapshot > 1 || (cur.Snapshot == 1 && bytes.Equal(copyOf(cp, cur), compiled))
-	if len(res.Changes) == 0 && !res.Repaired && current && cur.SnapshotFormat == permissions.SnapshotFormat {
-		res.Leftovers, err = s.dropOldGenerations(ctx, cur.Generation)
-		return res, err
+	// whose copy is missing or not the bytes compiled now.
+	if len(res.Changes) == 0 && !res.Repaired && cur.Snapshot > 0 && cur.SnapshotFormat == permissions.SnapshotFormat {
+		current, err := s.copyCurrent(ctx, cur, compiled)
+		if err != nil {
+			return res, err
+		}
+		if current {
+			res.Leftovers, err = s.dropOldGenerations(ctx, cur.Generation)
+			return res, err
+		}
 	}
 
 	next := cur.Version + 1
@@ -155,8 +158,8 @@ func (s *Store) Apply(ctx context.Context, p *permissions.Policy, opts ApplyOpti
 	if b, err := json.Marshal(p); err == nil && s.InlineLimit >= 0 && len(b) <= s.InlineLimit {
 		inline.Policy = b
 	}
-	nextV := versionItem{Version: next, Generation: gen, Items: len(newItems), Snapshot: len(chunks), SnapshotFormat: permissions.SnapshotFormat}
-	err = s.flip(ctx, cur, nextV, inline, record, s.copyPut(nextV, compiled))
+	err = s.flip(ctx, cur, versionItem{Version: next, Generation: gen, Items: len(newItems),
+		Snapshot: len(chunks), SnapshotFormat: permissions.SnapshotFormat}, inline, record, compiled)
 	if errors.Is(err, errUnsettled) {
 		// A timeout is an unknown outcome: the switch may have landed, or
 		// be on its way. Abandoning settles it.
@@ -209,12 +212,12 @@ var errUnsettled = errors.New("the switch has an unknown outcome")
 
 // flip points the version item at the new generation if it still holds
 // cur and the generation's marker is still pending (the fence), and writes
-// the inline copy, the snapshot's copy and the audit record in the same
-// transaction. Its
+// the inline copy, the copy of the compiled snapshot (copyPut) and the
+// audit record in the same transaction. Its
 // ClientRequestToken is the generation, so a retry of it is idempotent.
 // A refused switch is ErrConflict, said as what happened; a switch without
 // an answer wraps errUnsettled.
-func (s *Store) flip(ctx context.Context, cur, next versionItem, inline inlineItem, auditPut, copyPut types.TransactWriteItem) error {
+func (s *Store) flip(ctx context.Context, cur, next versionItem, inline inlineItem, auditPut types.TransactWriteItem, compiled []byte) error {
 	next.UpdatedAt = time.Now().UTC().Format(time.RFC3339Nano)
 	item, err := attributevalue.MarshalMap(next)
 	if err != nil {
@@ -246,7 +249,7 @@ func (s *Store) flip(ctx context.Context, cur, next versionItem, inline inlineIt
 					":g": &types.AttributeValueMemberS{Value: cur.Generation},
 				},
 			},
-		}, s.markerCheck(next.Generation), copyPut}})
+		}, s.markerCheck(next.Generation), s.copyPut(next, compiled)}})
 	switch {
 	case err == nil:
 		return nil
