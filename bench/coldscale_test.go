@@ -147,7 +147,8 @@ var loadedIn = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|
 // rss-MiB the function's peak resident set, load-ms the policy load as the
 // function logs it (from init), cpu-ms the CPU time the function used (all
 // its threads) up to its first response and faults its minor page faults
-// (each a page first touched), refused the first tokens refused.
+// (each a page first touched), throttled the quota periods it waited for
+// (the minimal function's beside each), refused the first tokens refused.
 func BenchmarkColdScale(b *testing.B) {
 	shares := map[int]string{128: cpuShare(b, 128), fullCPU: cpuShare(b, fullCPU)}
 	pretoken, minimal := lambdatest.Build(b, "../cmd/trigger"), lambdatest.Build(b, "./minimal")
@@ -238,14 +239,16 @@ func removeSnapshot(b *testing.B, client *dynamodb.Client, table string) {
 // cgroup, in turn, once per iteration.
 func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]string, payload []byte) {
 	type run struct {
-		ms, rss, load, cpu, faults float64
-		refused                    bool
+		ms, rss, load, cpu, faults, periods float64
+		refused                             bool
 	}
 	first := func(bin string) run {
 		wrapper, pidFile := confined(b, cgroup, bin)
+		throttled := throttledPeriods(b, cgroup)
 		f := lambdatest.StartIsolated(b, wrapper, env)
 		ans := f.Invoke(b, payload)
-		r := run{ms: float64(time.Since(f.Started).Microseconds()) / 1000, rss: peakRSS(pidFile), cpu: cpuTime(pidFile), faults: pageFaults(pidFile), refused: ans.ErrorMessage != "", load: -1}
+		r := run{ms: float64(time.Since(f.Started).Microseconds()) / 1000, rss: peakRSS(pidFile), cpu: cpuTime(pidFile), faults: pageFaults(pidFile), refused: ans.ErrorMessage != "", load: -1,
+			periods: throttledPeriods(b, cgroup) - throttled}
 		if m := loadedIn.FindStringSubmatch(f.Logs()); m != nil {
 			r.load, _ = strconv.ParseFloat(m[1]+m[2], 64)
 		}
@@ -256,8 +259,8 @@ func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]str
 	refused := 0
 	for b.Loop() {
 		pr, mr := first(pretoken), first(minimal)
-		p.ms, p.rss, p.load, p.cpu, p.faults = p.ms+pr.ms, max(p.rss, pr.rss), max(p.load, pr.load), p.cpu+pr.cpu, p.faults+pr.faults
-		m.ms, m.rss, m.cpu, m.faults = m.ms+mr.ms, max(m.rss, mr.rss), m.cpu+mr.cpu, m.faults+mr.faults
+		p.ms, p.rss, p.load, p.cpu, p.faults, p.periods = p.ms+pr.ms, max(p.rss, pr.rss), max(p.load, pr.load), p.cpu+pr.cpu, p.faults+pr.faults, p.periods+pr.periods
+		m.ms, m.rss, m.cpu, m.faults, m.periods = m.ms+mr.ms, max(m.rss, mr.rss), m.cpu+mr.cpu, m.faults+mr.faults, m.periods+mr.periods
 		if pr.refused {
 			refused++
 		}
@@ -273,5 +276,24 @@ func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]str
 	b.ReportMetric(m.cpu/n, "minimal-cpu-ms")
 	b.ReportMetric(p.faults/n, "faults")
 	b.ReportMetric(m.faults/n, "minimal-faults")
+	b.ReportMetric(p.periods/n, "throttled")
+	b.ReportMetric(m.periods/n, "minimal-throttled")
 	b.ReportMetric(float64(refused), "refused")
+}
+
+// throttledPeriods is how many of its quota's periods cgroup has been
+// throttled in so far (cgroup v1 cpu.stat nr_throttled): across one start,
+// alone in the cgroup, the periods it waited for because its quota ran out.
+func throttledPeriods(b *testing.B, cgroup string) float64 {
+	b.Helper()
+	stat, err := os.ReadFile(filepath.Join(cgroup, "cpu.stat"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^nr_throttled (\d+)$`).FindSubmatch(stat)
+	if m == nil {
+		b.Fatalf("no nr_throttled in %s/cpu.stat", cgroup)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
 }

@@ -248,22 +248,23 @@ func coldName(roles, mem int, src string) string {
 
 // coldNote explains a missed cold-start ratio from the run's own figures:
 // the CPU the trigger used before its first token against the minimal
-// function's, at 1,000 roles from a file (a load of well under a
-// millisecond) and at the size that missed, and the quota's period.
+// function's, at the size that missed, and the quota periods each waited.
 func coldNote(r *results, roles int) string {
-	cpu := func(n int, src, unit string) float64 { return r.med(coldName(n, 128, src), unit) }
+	at := func(src, unit string) float64 { return r.med(coldName(roles, 128, src), unit) }
 	return fmt.Sprintf("The load is no longer what costs: the compiled snapshot is read in place, a frame decompressed "+
 		"when first read, and takes about a millisecond whatever the size. What the ratio measures is the CPU up to the first "+
-		"token, and how many of the quota's periods it spans: at 128 MB the quota is %.1f ms of CPU in each 100 ms period, and "+
-		"a start that has used it waits for the next period. At 1,000 roles from a file pretoken used %.1f ms against the "+
-		"minimal function's %.1f ms (%.0f page faults against %.0f), and at %s roles %.1f ms from the table and %.1f ms from a "+
-		"file: the minimal function waits for one period, pretoken for one or two, depending on how much of the period the "+
-		"start before it used (the two take turns in the cgroup). Most of the CPU difference is the process, not the policy: "+
-		"the AWS SDK's package initialisation (its DynamoDB schemas alone take about 1.2 ms and 3,000 allocations before "+
-		"main), the binary's pages, and, from the table, the SDK's client and its one request to DynamoDB Local. What would "+
-		"close the rest is a trigger without the SDK's DynamoDB client, for bundled files.",
-		100*128/1769.0, cpu(1000, "file", "cpu-ms"), cpu(1000, "file", "minimal-cpu-ms"), cpu(1000, "file", "faults"), cpu(1000, "file", "minimal-faults"),
-		commas(roles), cpu(roles, "table", "cpu-ms"), cpu(roles, "file", "cpu-ms"))
+		"token, and how many of the quota's periods it waits for: at 128 MB the quota is %.1f ms of CPU in each 100 ms period, "+
+		"and a start that has used it waits for the next period, so a start takes about 100 ms for each period it waits. "+
+		"At %s roles pretoken used %.1f ms of CPU from the table (%.1f ms from a file) against the minimal function's %.1f ms, "+
+		"and waited for %.2f periods a start from the table (%.2f from a file) against the minimal function's %.2f. The two "+
+		"take turns in one cgroup, so a start begins with what the start before it left of the period's quota: the more the "+
+		"two use together beyond two quotas, the more of pretoken's starts wait for two periods. Most of the CPU difference is the "+
+		"process, not the policy: package initialisation (the SDK's endpoints table, the YAML library's regular expressions, "+
+		"zstd's tables; about 1 ms more than the minimal function), the binary's pages (the page faults), and, from the table, "+
+		"the SDK's first request (about 2 ms: the client's first use, the HTTP connection, and the JSON decoding of the "+
+		"snapshot's bytes).",
+		100*128/1769.0, commas(roles), at("table", "cpu-ms"), at("file", "cpu-ms"), at("table", "minimal-cpu-ms"),
+		at("table", "throttled"), at("file", "throttled"), at("table", "minimal-throttled"))
 }
 
 func coldScaleTargets(r *results, add func(target)) {
@@ -329,10 +330,10 @@ func coldScaleTable(w io.Writer, r *results) {
 		"five roles, a group per role); the event a V2 sign-in in 5 groups. First token: process start to first response. Load:\n"+
 		"the policy load as the function logs it, from init. CPU: what the function used up to its first response, every\n"+
 		"thread (a collection that starts after the response is in it too); faults: its minor page faults, each a page touched\n"+
-		"for the first time. The old path is the one before compiled snapshots: the table's items (or the YAML file) parsed\n"+
+		"for the first time; periods: the quota periods a start waited for (cgroup cpu.stat nr_throttled), about 100 ms each. The old path is the one before compiled snapshots: the table's items (or the YAML file) parsed\n"+
 		"and compiled at every cold start.\n\n"+
-		"| roles | memory (CPU share) | source | first token | × minimal | minimal | load | CPU (minimal) | page faults (minimal) | peak RSS | refused | old path: first token | × minimal | load | peak RSS | refused |\n"+
-		"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"| roles | memory (CPU share) | source | first token | × minimal | minimal | load | CPU (minimal) | page faults (minimal) | periods (minimal) | peak RSS | refused | old path: first token | × minimal | load | peak RSS | refused |\n"+
+		"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range []int{1000, 10000, 30000} {
 		for _, mem := range []int{128, 1769} {
 			for _, src := range []string{"table", "file"} {
@@ -341,10 +342,10 @@ func coldScaleTable(w io.Writer, r *results) {
 					continue
 				}
 				share := fmt.Sprintf("%s MB (%.0f%% of a CPU)", commas(mem), 100*float64(mem)/1769)
-				fmt.Fprintf(w, "| %s | %s | %s | %.0f ms | %.2f× | %.0f ms | %s | %.1f ms (%.1f ms) | %.0f (%.0f) | %.0f MiB | %.0f |", commas(n), share, src,
+				fmt.Fprintf(w, "| %s | %s | %s | %.0f ms | %.2f× | %.0f ms | %s | %.1f ms (%.1f ms) | %.0f (%.0f) | %.2f (%.2f) | %.0f MiB | %.0f |", commas(n), share, src,
 					r.med(name, "pretoken-ms"), r.med(name, "ratio"), r.med(name, "minimal-ms"), loadMS(r, name),
 					r.med(name, "cpu-ms"), r.med(name, "minimal-cpu-ms"), r.med(name, "faults"), r.med(name, "minimal-faults"),
-					r.med(name, "rss-MiB"), r.med(name, "refused"))
+					r.med(name, "throttled"), r.med(name, "minimal-throttled"), r.med(name, "rss-MiB"), r.med(name, "refused"))
 				if r.count(old) == 0 {
 					fmt.Fprint(w, " not run (over a minute a start) | | | | |\n")
 					continue
