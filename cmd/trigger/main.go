@@ -36,7 +36,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/rs/zerolog"
@@ -160,25 +159,12 @@ func lambdaClient(getenv func(string) string) (*dynamodb.Client, error) {
 	o := dynamodb.Options{
 		Region:      region,
 		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(key, secret, getenv("AWS_SESSION_TOKEN"))),
-		Retryer:     dynamoRetries(),
 	}
 	if u := getenv("AWS_ENDPOINT_URL_DYNAMODB"); u != "" {
 		o.BaseEndpoint = aws.String(u)
 		o.DisableValidateResponseChecksum = true // DynamoDB Local's error responses carry no checksum
 	}
 	return dynamodb.New(o), nil
-}
-
-// dynamoRetries is the retry policy DynamoDB's clients have by default from
-// service/dynamodb v1.74.0: four attempts, backing off from 25 ms. go.mod
-// holds that module below v1.69.0 (TestColdStartDependencies), whose clients
-// default to the SDK's three attempts and 50 ms. The calls' deadlines bound
-// the retries either way.
-func dynamoRetries() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = 4
-		o.BaseDelay = 25 * time.Millisecond
-	})
 }
 
 // initLoadTimeout bounds the first policy load. Cognito's 5 s include the

@@ -157,28 +157,3 @@ func TestSetupServesCompiledFile(t *testing.T) {
 		t.Errorf("damaged snapshot: %v", err)
 	}
 }
-
-// TestDynamoRetries checks the trigger's client keeps DynamoDB's retry
-// policy of the current SDK (four attempts, backing off from 25 ms) on the
-// module version go.mod holds.
-func TestDynamoRetries(t *testing.T) {
-	c, err := lambdaClient(envOf(map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := c.Options().Retryer
-	if got := r.MaxAttempts(); got != 4 {
-		t.Errorf("MaxAttempts = %d, want 4", got)
-	}
-	longest := time.Duration(0)
-	for range 200 {
-		d, err := r.RetryDelay(1, errors.New("connection reset"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		longest = max(longest, d)
-	}
-	if longest > 25*time.Millisecond || longest < 10*time.Millisecond {
-		t.Errorf("the first retry waited up to %v over 200 draws; want a 25 ms base (jittered up to 25 ms)", longest)
-	}
-}
