@@ -259,8 +259,8 @@ func coldNote(r *results, roles int) string {
 		"and waited for %.2f periods a start from the table (%.2f from a file) against the minimal function's %.2f. The two "+
 		"take turns in one cgroup, so a start begins with what the start before it left of the period's quota: the more the "+
 		"two use together beyond two quotas, the more of pretoken's starts wait for two periods. Most of the CPU difference is the "+
-		"process, not the policy: package initialisation (the SDK's endpoints table, the YAML library's regular expressions, "+
-		"zstd's tables; about 1 ms more than the minimal function), the binary's pages (the page faults), and, from the table, "+
+		"process, not the policy: package initialisation (the SDK's DynamoDB schemas and endpoints, the YAML library's regular "+
+		"expressions, zstd's tables; about 2 ms more than the minimal function), the binary's pages (the page faults), and, from the table, "+
 		"the SDK's first request (about 2 ms: the client's first use, the HTTP connection, and the JSON decoding of the "+
 		"snapshot's bytes).",
 		100*128/1769.0, commas(roles), at("table", "cpu-ms"), at("file", "cpu-ms"), at("table", "minimal-cpu-ms"),
