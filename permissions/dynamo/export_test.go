@@ -74,3 +74,6 @@ func SetChunkBytes(n int) func() {
 	chunkBytes = n
 	return func() { chunkBytes = old }
 }
+
+// Key is the key of item pk/sk.
+var Key = key

@@ -147,14 +147,9 @@ func countedLoad(client *dynamodb.Client, table string) (*permissions.Snapshot, 
 	return snap, api.n, err
 }
 
-// itemKey is the key of item pk/sk.
-func itemKey(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: pk}, "SK": &types.AttributeValueMemberS{Value: sk}}
-}
-
 func getItem(t *testing.T, client *dynamodb.Client, table, pk, sk string) map[string]types.AttributeValue {
 	t.Helper()
-	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table, ConsistentRead: aws.Bool(true), Key: itemKey(pk, sk)})
+	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table, ConsistentRead: aws.Bool(true), Key: dynamo.Key(pk, sk)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +168,7 @@ func mustCompile(t *testing.T, p *permissions.Policy) *permissions.Snapshot {
 func setVersionAttr(t *testing.T, client *dynamodb.Client, table, update string, values map[string]types.AttributeValue) {
 	t.Helper()
 	in := &dynamodb.UpdateItemInput{TableName: &table, UpdateExpression: &update,
-		Key: itemKey("META", "VERSION")}
+		Key: dynamo.Key("META", "VERSION")}
 	if len(values) > 0 {
 		in.ExpressionAttributeValues = values
 	}
@@ -325,7 +320,7 @@ func TestApplyWritesMissingCopy(t *testing.T) {
 	if _, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table, Key: itemKey("SNAPSHOT", "CURRENT")}); err != nil {
+	if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table, Key: dynamo.Key("SNAPSHOT", "CURRENT")}); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := s.Apply(ctx, p, dynamo.ApplyOptions{}); err != nil || !res.Applied || len(res.Changes) != 0 {
