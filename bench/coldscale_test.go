@@ -143,7 +143,10 @@ var loadedIn = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|
 // roles, each iteration interleaved with the minimal aws-lambda-go function
 // at the same share. Sources: the table (compiled snapshot), a bundled
 // compiled file, and the old paths (the table's items compiled at load, a
-// YAML file), for comparison. ms is process start to first response,
+// YAML file), for comparison; and the SDK floor (bench/sdkfloor, the
+// minimal function that builds the SDK's DynamoDB client and reads one
+// item: what any table-backed function pays before its own work), in
+// pretoken's place. ms is process start to first response,
 // rss-MiB the function's peak resident set, load-ms the policy load as the
 // function logs it (from init), cpu-ms the CPU time the function used (all
 // its threads) up to its first response and faults its minor page faults
@@ -151,7 +154,7 @@ var loadedIn = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|
 // (the minimal function's beside each), refused the first tokens refused.
 func BenchmarkColdScale(b *testing.B) {
 	shares := map[int]string{128: cpuShare(b, 128), fullCPU: cpuShare(b, fullCPU)}
-	pretoken, minimal := lambdatest.Build(b, "../cmd/trigger"), lambdatest.Build(b, "./minimal")
+	pretoken, minimal, floor := lambdatest.Build(b, "../cmd/trigger"), lambdatest.Build(b, "./minimal"), lambdatest.Build(b, "./sdkfloor")
 	payload := benchdata.Event("2", 5)
 	client := dynamotest.Client(b)
 	base := map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": dynamotest.Endpoint(b), "AWS_REGION": "us-east-1",
@@ -199,8 +202,15 @@ func BenchmarkColdScale(b *testing.B) {
 			{"file", map[string]string{"PRETOKEN_POLICY_FILE": snapFile}},
 			{"file-old", map[string]string{"PRETOKEN_POLICY_FILE": yamlFile}},
 			{"table-old", map[string]string{"PRETOKEN_TABLE": name}},
+			// The floor of any table-backed function built with the SDK:
+			// the minimal function plus one GetItem (bench/sdkfloor).
+			{"sdk-floor", map[string]string{"PRETOKEN_TABLE": name}},
 		}
 		for _, src := range sources {
+			bin := pretoken
+			if src.name == "sdk-floor" {
+				bin = floor
+			}
 			if src.name == "table-old" {
 				// What a table applied before compiled snapshots serves:
 				// the policy's items, compiled at load.
@@ -218,7 +228,9 @@ func BenchmarkColdScale(b *testing.B) {
 					for k, v := range src.env {
 						env[k] = v
 					}
-					coldPair(b, shares[mem], pretoken, minimal, env, payload)
+					if refused := coldPair(b, shares[mem], bin, minimal, env, payload); refused > 0 && bin == floor {
+						b.Fatalf("the SDK floor failed %d of its starts: see its log", refused)
+					}
 				})
 			}
 		}
@@ -235,9 +247,10 @@ func removeSnapshot(b *testing.B, client *dynamodb.Client, table string) {
 	}
 }
 
-// coldPair starts pretoken and the minimal function at the share of
-// cgroup, in turn, once per iteration.
-func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]string, payload []byte) {
+// coldPair starts pretoken (or the SDK floor) and the minimal function at
+// the share of cgroup, in turn, once per iteration, and returns how many of
+// pretoken's first tokens were refused.
+func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]string, payload []byte) (refused int) {
 	type run struct {
 		ms, rss, load, cpu, faults, periods float64
 		refused                             bool
@@ -256,7 +269,6 @@ func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]str
 		return r
 	}
 	var p, m run
-	refused := 0
 	for b.Loop() {
 		pr, mr := first(pretoken), first(minimal)
 		p.ms, p.rss, p.load, p.cpu, p.faults, p.periods = p.ms+pr.ms, max(p.rss, pr.rss), max(p.load, pr.load), p.cpu+pr.cpu, p.faults+pr.faults, p.periods+pr.periods
@@ -279,6 +291,7 @@ func coldPair(b *testing.B, cgroup, pretoken, minimal string, env map[string]str
 	b.ReportMetric(p.periods/n, "throttled")
 	b.ReportMetric(m.periods/n, "minimal-throttled")
 	b.ReportMetric(float64(refused), "refused")
+	return refused
 }
 
 // throttledPeriods is how many of its quota's periods cgroup has been
