@@ -50,3 +50,27 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+func TestColdScaleFloor(t *testing.T) {
+	const cold = `BenchmarkColdScale/roles=1000/mem=128/src=table-2  20  1 ns/op  180.0 pretoken-ms  100.0 minimal-ms  1.80 ratio  14.0 cpu-ms  7.0 minimal-cpu-ms  1.85 throttled  1.10 minimal-throttled  20 n
+BenchmarkColdScale/roles=1000/mem=128/src=file-2  20  1 ns/op  140.0 pretoken-ms  100.0 minimal-ms  1.40 ratio  11.0 cpu-ms  7.0 minimal-cpu-ms  1.35 throttled  1.10 minimal-throttled  20 n
+BenchmarkColdScale/roles=1000/mem=128/src=sdk-floor-2  20  1 ns/op  145.0 pretoken-ms  100.0 minimal-ms  1.45 ratio  12.0 cpu-ms  7.0 minimal-cpu-ms  1.50 throttled  1.10 minimal-throttled  20 n
+`
+	r, err := parse(strings.NewReader(cold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	write(&out, r, 3_900_000, 10_000_000)
+	md := out.String()
+	for _, want := range []string{
+		"| 1,000 | 128 MB (7% of a CPU) | SDK floor | 145 ms | 1.45× | 100 ms | — | 12.0 ms (7.0 ms) |",
+		"table 1.80×, file 1.40×, (SDK floor 1.45×); 0 refused | **no** |",
+		"came in at 1.45× the minimal function in the same run (12.0 ms of CPU, 1.50 periods a start); pretoken from the table at 1.80×",
+		"leaves pretoken's own work 0.05× of the minimal function above that floor",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
