@@ -73,4 +73,15 @@ BenchmarkColdScale/roles=1000/mem=128/src=sdk-floor-2  20  1 ns/op  145.0 pretok
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
+
+	// A floor over the target says so, instead of a negative margin.
+	r, err = parse(strings.NewReader(strings.Replace(cold, "1.45 ratio", "1.55 ratio", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	write(&out, r, 3_900_000, 10_000_000)
+	if md := out.String(); !strings.Contains(md, "The floor alone is over the target") || strings.Contains(md, "-0.05×") {
+		t.Errorf("a floor over the target is not said so:\n%s", md)
+	}
 }
