@@ -55,33 +55,50 @@ func TestColdScaleFloor(t *testing.T) {
 	const cold = `BenchmarkColdScale/roles=1000/mem=128/src=table-2  20  1 ns/op  180.0 pretoken-ms  100.0 minimal-ms  1.80 ratio  14.0 cpu-ms  7.0 minimal-cpu-ms  1.85 throttled  1.10 minimal-throttled  20 n
 BenchmarkColdScale/roles=1000/mem=128/src=file-2  20  1 ns/op  140.0 pretoken-ms  100.0 minimal-ms  1.40 ratio  11.0 cpu-ms  7.0 minimal-cpu-ms  1.35 throttled  1.10 minimal-throttled  20 n
 BenchmarkColdScale/roles=1000/mem=128/src=sdk-floor-2  20  1 ns/op  145.0 pretoken-ms  100.0 minimal-ms  1.45 ratio  12.0 cpu-ms  7.0 minimal-cpu-ms  1.50 throttled  1.10 minimal-throttled  20 n
+BenchmarkColdScale/roles=10000/mem=128/src=sdk-floor-2  20  1 ns/op  165.0 pretoken-ms  100.0 minimal-ms  1.65 ratio  12.0 cpu-ms  7.0 minimal-cpu-ms  1.70 throttled  1.10 minimal-throttled  20 n
 `
-	r, err := parse(strings.NewReader(cold))
-	if err != nil {
-		t.Fatal(err)
+	report := func(in string) string {
+		t.Helper()
+		r, err := parse(strings.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		write(&out, r, 3_900_000, 10_000_000)
+		return out.String()
 	}
-	var out bytes.Buffer
-	write(&out, r, 3_900_000, 10_000_000)
-	md := out.String()
+	md := report(cold)
 	for _, want := range []string{
 		"| 1,000 | 128 MB (7% of a CPU) | SDK floor | 145 ms | 1.45× | 100 ms | — | 12.0 ms (7.0 ms) |",
-		"table 1.80×, file 1.40×, (SDK floor 1.45×); 0 refused | **no** |",
-		"came in at 1.45× the minimal function in the same run (12.0 ms of CPU, 1.50 periods a start); pretoken from the table at 1.80×",
-		"leaves pretoken's own work 0.05× of the minimal function above that floor",
+		"table 1.80×, file 1.40× (SDK floor 1.45×); 0 refused | **no** |",
+		"scored 1.45× (12.0 ms of CPU, 1.50 periods a start); the same function scored 1.45–1.65× across this run's policy sizes, and pretoken from the table 1.80×.",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
-
-	// A floor over the target says so, instead of a negative margin.
-	r, err = parse(strings.NewReader(strings.Replace(cold, "1.45 ratio", "1.55 ratio", 1)))
-	if err != nil {
-		t.Fatal(err)
+	if strings.Contains(md, "at or over the target") {
+		t.Errorf("a floor under the target is said to be over it:\n%s", md)
 	}
-	out.Reset()
-	write(&out, r, 3_900_000, 10_000_000)
-	if md := out.String(); !strings.Contains(md, "The floor alone is over the target") || strings.Contains(md, "-0.05×") {
-		t.Errorf("a floor over the target is not said so:\n%s", md)
+
+	// A floor at the target says so.
+	if md := report(strings.Replace(cold, "1.45 ratio", "1.50 ratio", 1)); !strings.Contains(md, "The floor alone scored at or over the target in this run.") {
+		t.Errorf("a floor at the target is not said so:\n%s", md)
+	}
+
+	// Without the floor, or with its ratio missing at a size, nothing of
+	// it is written for that size.
+	none := strings.Split(cold, "BenchmarkColdScale/roles=1000/mem=128/src=sdk-floor")[0]
+	if md := report(none); strings.Contains(md, "| SDK floor |") || strings.Contains(md, "By the same method") || strings.Contains(md, "(SDK floor") {
+		t.Errorf("a run without the floor reports it:\n%s", md)
+	}
+	md = report(strings.Replace(cold, "1.45 ratio", "", 1))
+	for _, bad := range []string{"| 1,000 | 128 MB (7% of a CPU) | SDK floor |", "SDK floor 1.45", "SDK floor -1", "scored -1", "scored 1.65× (12.0 ms of CPU, 1.70 periods a start), and"} {
+		if strings.Contains(md, bad) {
+			t.Errorf("a run without the 1,000-role floor's ratio reports %q:\n%s", bad, md)
+		}
+	}
+	if !strings.Contains(md, "| 10,000 | 128 MB (7% of a CPU) | SDK floor | 165 ms | 1.65× |") {
+		t.Errorf("the 10,000-role floor is lost with the 1,000-role one:\n%s", md)
 	}
 }
