@@ -397,11 +397,7 @@ func coldScaleTable(w io.Writer, r *results) {
 				if r.count(name) == 0 {
 					continue
 				}
-				share := fmt.Sprintf("%s MB (%.0f%% of a CPU)", commas(mem), 100*float64(mem)/1769)
-				fmt.Fprintf(w, "| %s | %s | %s | %.0f ms | %.2f× | %.0f ms | %s | %.1f ms (%.1f ms) | %.0f (%.0f) | %.2f (%.2f) | %.0f MiB | %.0f |", commas(n), share, src,
-					r.med(name, "pretoken-ms"), r.med(name, "ratio"), r.med(name, "minimal-ms"), loadMS(r, name),
-					r.med(name, "cpu-ms"), r.med(name, "minimal-cpu-ms"), r.med(name, "faults"), r.med(name, "minimal-faults"),
-					r.med(name, "throttled"), r.med(name, "minimal-throttled"), r.med(name, "rss-MiB"), r.med(name, "refused"))
+				coldRow(w, r, n, mem, src, name, loadMS(r, name))
 				if r.count(old) == 0 {
 					fmt.Fprint(w, " not run (over a minute a start) | | | | |\n")
 					continue
@@ -409,11 +405,8 @@ func coldScaleTable(w io.Writer, r *results) {
 				fmt.Fprintf(w, " %.0f ms | %.2f× | %s | %.0f MiB | %.0f |\n", r.med(old, "pretoken-ms"), r.med(old, "ratio"), loadMS(r, old), r.med(old, "rss-MiB"), r.med(old, "refused"))
 			}
 			if name := coldName(n, mem, "sdk-floor"); r.med(name, "ratio") > 0 {
-				share := fmt.Sprintf("%s MB (%.0f%% of a CPU)", commas(mem), 100*float64(mem)/1769)
-				fmt.Fprintf(w, "| %s | %s | SDK floor | %.0f ms | %.2f× | %.0f ms | — | %.1f ms (%.1f ms) | %.0f (%.0f) | %.2f (%.2f) | %.0f MiB | %.0f | | | | | |\n", commas(n), share,
-					r.med(name, "pretoken-ms"), r.med(name, "ratio"), r.med(name, "minimal-ms"),
-					r.med(name, "cpu-ms"), r.med(name, "minimal-cpu-ms"), r.med(name, "faults"), r.med(name, "minimal-faults"),
-					r.med(name, "throttled"), r.med(name, "minimal-throttled"), r.med(name, "rss-MiB"), r.med(name, "refused"))
+				coldRow(w, r, n, mem, "SDK floor", name, "—")
+				fmt.Fprint(w, " | | | | |\n")
 			}
 		}
 	}
@@ -421,6 +414,16 @@ func coldScaleTable(w io.Writer, r *results) {
 		"waits for the load again. Each row is the mean of its starts (%.0f for the compiled snapshot at 1,000 roles and 128 MB,\n"+
 		"%.0f for the old path); at 128 MB a start waits for a whole number of quota periods, so single starts vary by 100 ms.\n",
 		r.med(coldName(1000, 128, "table"), "n"), r.med(coldName(1000, 128, "table-old"), "n"))
+}
+
+// coldRow writes the first columns of a row of the cold-start table, up
+// to the old path's: the figures of sub-benchmark name, labelled source.
+func coldRow(w io.Writer, r *results, roles, mem int, source, name, load string) {
+	share := fmt.Sprintf("%s MB (%.0f%% of a CPU)", commas(mem), 100*float64(mem)/1769)
+	fmt.Fprintf(w, "| %s | %s | %s | %.0f ms | %.2f× | %.0f ms | %s | %.1f ms (%.1f ms) | %.0f (%.0f) | %.2f (%.2f) | %.0f MiB | %.0f |", commas(roles), share, source,
+		r.med(name, "pretoken-ms"), r.med(name, "ratio"), r.med(name, "minimal-ms"), load,
+		r.med(name, "cpu-ms"), r.med(name, "minimal-cpu-ms"), r.med(name, "faults"), r.med(name, "minimal-faults"),
+		r.med(name, "throttled"), r.med(name, "minimal-throttled"), r.med(name, "rss-MiB"), r.med(name, "refused"))
 }
 
 // loadMS is a start's load time, or a dash when no load ended in time
