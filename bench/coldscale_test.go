@@ -84,7 +84,7 @@ func peakRSS(pidFile string) float64 {
 	if err != nil {
 		return -1
 	}
-	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(status)
+	m := vmHWM.FindSubmatch(status)
 	if m == nil {
 		return -1
 	}
@@ -135,7 +135,13 @@ func pageFaults(pidFile string) float64 {
 	return v
 }
 
-var loadedIn = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|"policy loaded"[^\n]*"duration_ms":([0-9.]+)`)
+// The figures the benchmark reads from /proc, cgroup files and the
+// function's log.
+var (
+	vmHWM       = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
+	nrThrottled = regexp.MustCompile(`(?m)^nr_throttled (\d+)$`)
+	loadedIn    = regexp.MustCompile(`"duration_ms":([0-9.]+)[^\n]*"policy loaded"|"policy loaded"[^\n]*"duration_ms":([0-9.]+)`)
+)
 
 // BenchmarkColdScale is the first token of a cold container at the CPU
 // share of a 128 MB and of a 1,769 MB function (a cgroup v1 quota on the
@@ -305,7 +311,7 @@ func throttledPeriods(b *testing.B, cgroup string) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^nr_throttled (\d+)$`).FindSubmatch(stat)
+	m := nrThrottled.FindSubmatch(stat)
 	if m == nil {
 		b.Fatalf("no nr_throttled in %s/cpu.stat", cgroup)
 	}
